@@ -1,0 +1,2 @@
+//! switchyard: an LLM edge gateway on Cloudflare Pingora.
+pub mod config;
