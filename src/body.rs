@@ -9,7 +9,7 @@
 //! Guarded by `benches/hot_path.rs` (`head_scan/*`, `rewrite/*`).
 
 use bytes::{Bytes, BytesMut};
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;

@@ -1,5 +1,15 @@
 //! switchyard: an LLM edge gateway on Cloudflare Pingora.
+pub mod access_log;
+pub mod auth;
 pub mod body;
+pub mod catalog;
 pub mod config;
+pub mod errors;
+pub mod gateway;
+pub mod metrics;
+pub mod pool;
+pub mod providers;
+pub mod proxy;
+pub mod routing;
 pub mod sse;
 pub mod usage;

@@ -74,7 +74,7 @@ impl Default for Limits {
 }
 
 /// A gateway key. Only the SHA-256 of the secret is kept in memory.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GatewayKey {
     pub name: String,
     pub sha256: [u8; 32],

@@ -1,0 +1,222 @@
+//! Endpoint pools: one per provider, on pingora-load-balancing.
+//!
+//! A pool holds the endpoints of one provider (one for a cloud API, several for a vLLM
+//! fleet), resolves their names off the hot path (`DnsDiscovery`, run by the control task,
+//! never in `upstream_peer`: `HttpPeer::new(host)` would block and panic on failure,
+//! cloudflare/pingora#570), keeps active health checks, and adds passive ejection: an
+//! endpoint that fails `EJECT_AFTER` times in a row sits out `EJECT_FOR`, then is tried again.
+
+use crate::config::{Endpoint, Provider};
+use async_trait::async_trait;
+use pingora_core::protocols::l4::socket::SocketAddr as PingoraAddr;
+use pingora_load_balancing::discovery::ServiceDiscovery;
+use pingora_load_balancing::health_check::{HttpHealthCheck, TcpHealthCheck};
+use pingora_load_balancing::selection::RoundRobin;
+use pingora_load_balancing::{Backend, Backends, LoadBalancer};
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Consecutive failures that eject an endpoint.
+pub const EJECT_AFTER: u32 = 3;
+/// How long an ejected endpoint sits out before it is tried again.
+pub const EJECT_FOR: Duration = Duration::from_secs(15);
+
+/// Which configured endpoint a resolved backend belongs to (kept in `Backend::ext`).
+#[derive(Debug, Clone, Copy)]
+pub struct EndpointIndex(pub usize);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Passive {
+    consecutive_failures: u32,
+    ejected_until: Option<Instant>,
+}
+
+/// The endpoints of one provider.
+pub struct Pool {
+    pub provider_id: String,
+    pub endpoints: Vec<Endpoint>,
+    pub lb: LoadBalancer<RoundRobin>,
+    pub health_interval: Duration,
+    passive: Mutex<HashMap<SocketAddr, Passive>>,
+    last_check: Mutex<Option<Instant>>,
+}
+
+/// A picked endpoint.
+#[derive(Debug, Clone)]
+pub struct Picked {
+    pub addr: SocketAddr,
+    pub endpoint: Endpoint,
+}
+
+impl Pool {
+    pub fn new(provider: &Provider) -> Pool {
+        let discovery = DnsDiscovery {
+            endpoints: provider.endpoints.clone(),
+        };
+        let mut lb = LoadBalancer::<RoundRobin>::from_backends(Backends::new(Box::new(discovery)));
+        let hc = &provider.health_check;
+        let first = provider.endpoints.first();
+        match (&hc.path, first) {
+            (Some(path), Some(ep)) => {
+                let mut check = HttpHealthCheck::new(&ep.host, ep.tls);
+                if let Ok(uri) = path.parse() {
+                    check.req.set_uri(uri);
+                }
+                check.consecutive_failure = 2;
+                check.peer_template.options.connection_timeout = Some(hc.timeout);
+                check.peer_template.options.read_timeout = Some(hc.timeout);
+                lb.set_health_check(Box::new(check));
+            }
+            _ => {
+                let mut check = TcpHealthCheck::new();
+                check.consecutive_failure = 2;
+                check.peer_template.options.connection_timeout = Some(hc.timeout);
+                lb.set_health_check(check);
+            }
+        }
+        lb.parallel_health_check = true;
+        Pool {
+            provider_id: provider.id.clone(),
+            endpoints: provider.endpoints.clone(),
+            lb,
+            health_interval: hc.interval,
+            passive: Mutex::new(HashMap::new()),
+            last_check: Mutex::new(None),
+        }
+    }
+
+    /// Pick a healthy endpoint not in `avoid`. Ejected endpoints are used only when
+    /// nothing else is left, so a lone endpoint keeps being tried.
+    pub fn pick(&self, avoid: &[SocketAddr]) -> Option<Picked> {
+        let now = Instant::now();
+        let passive = self.passive.lock().ok()?;
+        let usable = |b: &Backend, healthy: bool, allow_ejected: bool| {
+            let Some(addr) = b.addr.as_inet() else {
+                return false;
+            };
+            healthy
+                && !avoid.contains(addr)
+                && (allow_ejected
+                    || passive
+                        .get(addr)
+                        .and_then(|p| p.ejected_until)
+                        .is_none_or(|until| until <= now))
+        };
+        let chosen = self
+            .lb
+            .select_with(b"", 256, |b, h| usable(b, h, false))
+            .or_else(|| self.lb.select_with(b"", 256, |b, h| usable(b, h, true)))?;
+        drop(passive);
+        let addr = *chosen.addr.as_inet()?;
+        let idx = chosen.ext.get::<EndpointIndex>().map(|i| i.0).unwrap_or(0);
+        let endpoint = self.endpoints.get(idx)?.clone();
+        Some(Picked { addr, endpoint })
+    }
+
+    /// Resolved, enabled endpoints (healthy or not).
+    pub fn resolved(&self) -> Vec<(SocketAddr, bool)> {
+        self.lb
+            .backends()
+            .get_backend()
+            .iter()
+            .filter_map(|b| b.addr.as_inet().map(|a| (*a, self.lb.backends().ready(b))))
+            .collect()
+    }
+
+    /// How many endpoints could serve a request now.
+    pub fn healthy_count(&self) -> usize {
+        self.resolved().iter().filter(|(_, up)| *up).count()
+    }
+
+    pub fn record_success(&self, addr: SocketAddr) {
+        if let Ok(mut p) = self.passive.lock() {
+            p.remove(&addr);
+        }
+    }
+
+    pub fn record_failure(&self, addr: SocketAddr) {
+        if let Ok(mut p) = self.passive.lock() {
+            let e = p.entry(addr).or_default();
+            e.consecutive_failures += 1;
+            if e.consecutive_failures >= EJECT_AFTER {
+                e.ejected_until = Some(Instant::now() + EJECT_FOR);
+                e.consecutive_failures = 0;
+                log::warn!(
+                    "ejecting {addr} of provider {} for {:?}",
+                    self.provider_id,
+                    EJECT_FOR
+                );
+            }
+        }
+    }
+
+    /// True when this pool's health check is due (and marks it as run).
+    pub fn health_check_due(&self, now: Instant) -> bool {
+        let Ok(mut last) = self.last_check.lock() else {
+            return false;
+        };
+        match *last {
+            Some(t) if now.duration_since(t) < self.health_interval => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+
+    /// Re-resolve names and run the health check once.
+    pub async fn refresh(&self) {
+        if let Err(e) = self.lb.update().await {
+            log::warn!(
+                "provider {}: resolving endpoints failed: {e}",
+                self.provider_id
+            );
+        }
+        self.lb.backends().run_health_check(true).await;
+    }
+}
+
+/// Resolves configured host names to addresses, in the background.
+pub struct DnsDiscovery {
+    endpoints: Vec<Endpoint>,
+}
+
+#[async_trait]
+impl ServiceDiscovery for DnsDiscovery {
+    async fn discover(&self) -> pingora_error::Result<(BTreeSet<Backend>, HashMap<u64, bool>)> {
+        let mut set = BTreeSet::new();
+        for (i, ep) in self.endpoints.iter().enumerate() {
+            let addrs: Vec<SocketAddr> = match ep.host.parse::<std::net::IpAddr>() {
+                Ok(ip) => vec![SocketAddr::new(ip, ep.port)],
+                Err(_) => match tokio::time::timeout(
+                    Duration::from_secs(5),
+                    tokio::net::lookup_host((ep.host.as_str(), ep.port)),
+                )
+                .await
+                {
+                    Ok(Ok(it)) => it.take(4).collect(),
+                    Ok(Err(e)) => {
+                        log::warn!("cannot resolve {}: {e}", ep.host);
+                        vec![]
+                    }
+                    Err(_) => {
+                        log::warn!("resolving {} timed out", ep.host);
+                        vec![]
+                    }
+                },
+            };
+            for addr in addrs {
+                let mut b = Backend {
+                    addr: PingoraAddr::Inet(addr),
+                    weight: 1,
+                    ext: Default::default(),
+                };
+                b.ext.insert(EndpointIndex(i));
+                set.insert(b);
+            }
+        }
+        Ok((set, HashMap::new()))
+    }
+}

@@ -1,0 +1,131 @@
+//! Model name → ordered list of upstream candidates.
+//!
+//! Resolution order (contract §4): `X-Provider` header; a configured model name; a
+//! `provider/model` prefix; a model a self-hosted pool reported on `GET /v1/models`; the
+//! model catalogue (if its provider is active); else 404.
+//!
+//! Ordering: priority tiers first (0 before 1); inside a tier a weighted round-robin picks
+//! which target leads and the rest follow as fallbacks. Targets set aside by an upstream's
+//! `Retry-After` go last: skipped while others remain, still tried when they are all there is.
+
+use crate::errors::GatewayError;
+use crate::gateway::{Gateway, ProviderRuntime};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One upstream to try.
+#[derive(Clone)]
+pub struct Candidate {
+    pub provider: Arc<ProviderRuntime>,
+    /// The model id sent upstream.
+    pub upstream_model: String,
+}
+
+impl std::fmt::Debug for Candidate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.provider.provider.id, self.upstream_model)
+    }
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The model as the client named it, after alias resolution and without a `provider/`
+    /// prefix: the `model` label of metrics.
+    pub model: String,
+    pub candidates: Vec<Candidate>,
+}
+
+impl Gateway {
+    /// Resolve a requested model (and optional `X-Provider`) into a plan.
+    pub fn plan(&self, requested: &str, x_provider: Option<&str>) -> Result<Plan, GatewayError> {
+        if let Some(pid) = x_provider {
+            let provider = self.providers.get(pid).ok_or_else(|| {
+                GatewayError::not_found(format!("unknown provider `{pid}` in X-Provider"))
+                    .code("provider_not_found")
+            })?;
+            let bare = requested
+                .strip_prefix(pid)
+                .and_then(|r| r.strip_prefix('/'))
+                .unwrap_or(requested);
+            return Ok(single(provider, bare));
+        }
+        if let Some(route) = self.config.models.get(requested) {
+            return Ok(Plan {
+                model: requested.to_string(),
+                candidates: self.order_targets(requested, route),
+            });
+        }
+        if let Some((pid, rest)) = requested.split_once('/') {
+            if let Some(provider) = self.providers.get(pid) {
+                return Ok(single(provider, rest));
+            }
+        }
+        if let Some(pid) = self.discovered_provider(requested) {
+            if let Some(provider) = self.providers.get(&pid) {
+                return Ok(single(provider, requested));
+            }
+        }
+        if let Some(pid) = crate::catalog::global().provider_of(requested) {
+            if let Some(provider) = self.providers.get(pid) {
+                return Ok(single(provider, requested));
+            }
+        }
+        Err(GatewayError::not_found(format!(
+            "The model `{requested}` does not exist or no active provider serves it"
+        ))
+        .param("model")
+        .code("model_not_found"))
+    }
+
+    fn order_targets(&self, model: &str, route: &crate::config::ModelRoute) -> Vec<Candidate> {
+        let mut tiers: Vec<u32> = route.targets.iter().map(|t| t.priority).collect();
+        tiers.sort_unstable();
+        tiers.dedup();
+        let tick = self.round_robin.fetch_add(1, Ordering::Relaxed);
+        let mut out = Vec::with_capacity(route.targets.len());
+        for tier in tiers {
+            let members: Vec<_> = route
+                .targets
+                .iter()
+                .filter(|t| t.priority == tier)
+                .collect();
+            let total: u64 = members.iter().map(|t| t.weight.max(1) as u64).sum();
+            // The leader of the tier: weighted by position of `tick` in the cumulative weights.
+            let mut at = tick % total.max(1);
+            let mut lead = 0;
+            for (i, t) in members.iter().enumerate() {
+                let w = t.weight.max(1) as u64;
+                if at < w {
+                    lead = i;
+                    break;
+                }
+                at -= w;
+            }
+            for i in 0..members.len() {
+                let t = members[(lead + i) % members.len()];
+                if let Some(p) = self.providers.get(&t.provider) {
+                    out.push(Candidate {
+                        provider: p.clone(),
+                        upstream_model: t.model.clone().unwrap_or_else(|| model.to_string()),
+                    });
+                }
+            }
+        }
+        // Targets resting after a Retry-After go last (stable order otherwise).
+        let now = Instant::now();
+        out.sort_by_key(|c| self.is_set_aside(&c.provider.provider.id, &c.upstream_model, now));
+        out
+    }
+}
+
+fn single(provider: &Arc<ProviderRuntime>, model: &str) -> Plan {
+    Plan {
+        model: model.to_string(),
+        candidates: vec![Candidate {
+            provider: provider.clone(),
+            upstream_model: model.to_string(),
+        }],
+    }
+}
