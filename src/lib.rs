@@ -1,4 +1,8 @@
 //! switchyard: an LLM edge gateway on Cloudflare Pingora.
+//!
+//! A request walks one way through the modules: `proxy::ingress` (key, body, model) →
+//! `routing` (model → targets) → `pool` (healthy endpoint) → `providers` (the target's
+//! dialect) → upstream → `proxy::relay` (stream back, read usage) → `proxy::settle`.
 pub mod access_log;
 pub mod auth;
 pub mod body;
