@@ -17,3 +17,5 @@ pub mod proxy;
 pub mod routing;
 pub mod sse;
 pub mod usage;
+pub mod control;
+pub mod server;

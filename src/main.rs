@@ -1,1 +1,63 @@
-fn main() {}
+//! The `switchyard` binary: `switchyard [--config FILE]` serves, `switchyard check` validates.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use switchyard::server::{self, ProcessFlags};
+
+#[derive(Parser, Debug)]
+#[command(name = "switchyard", version, about = "An LLM edge gateway on Cloudflare Pingora")]
+struct Cli {
+    /// Config file (YAML). Without one, providers come from the environment (zero-config).
+    #[arg(long, short = 'c', env = "SWITCHYARD_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Run in the background (Pingora's daemon mode).
+    #[arg(long, short = 'd')]
+    daemon: bool,
+    /// Take the listening sockets over from a running instance (zero-downtime upgrade).
+    #[arg(long, short = 'u')]
+    upgrade: bool,
+    /// Test the configuration and exit (Pingora's `--test`).
+    #[arg(long, short = 't')]
+    test: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate a config file: exit 0, or print every problem as `FILE:LINE: message` and exit 2.
+    Check,
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    if let Some(Command::Check) = cli.command {
+        let Some(path) = cli.config.as_deref() else {
+            eprintln!("switchyard check: --config FILE is required");
+            std::process::exit(2);
+        };
+        let env = |k: &str| std::env::var(k).ok();
+        match switchyard::config::load_file(path, &env) {
+            Ok(_) => {
+                println!("{}: ok", path.display());
+                std::process::exit(0);
+            }
+            Err(problems) => {
+                for p in problems {
+                    println!("{p}");
+                }
+                std::process::exit(2);
+            }
+        }
+    }
+    let cfg = match switchyard::control::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("switchyard: {why}");
+            std::process::exit(2);
+        }
+    };
+    let flags = ProcessFlags { daemon: cli.daemon, upgrade: cli.upgrade, test: cli.test };
+    server::run(cfg, cli.config, flags)
+}

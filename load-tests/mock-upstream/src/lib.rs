@@ -1,0 +1,327 @@
+//! An OpenAI-compatible mock upstream over real TCP on 127.0.0.1.
+//!
+//! Behaviour is chosen per request by the `x-mock` header (the gateway forwards it):
+//!
+//! | `x-mock`                 | answer |
+//! |--------------------------|--------|
+//! | (absent)                 | chat/completions/embeddings JSON with `usage`; SSE when `"stream":true` |
+//! | `status:CODE[:RETRY]`    | that status with an OpenAI error body (and `Retry-After: RETRY`) |
+//! | `text-status:CODE`       | that status with a plain-text body |
+//! | `stall`                  | reads the request, never answers |
+//! | `reset`                  | closes the connection without answering |
+//! | `sse:N:MS`               | N content events spaced MS ms apart, then usage (if asked) and `[DONE]` |
+//! | `cut:N`                  | N content events, then the connection drops (no `[DONE]`) |
+//!
+//! Every answer carries `x-mock-id`, `x-mock-path`, `x-mock-auth` (the Authorization the
+//! upstream saw), `x-mock-body-len` and `x-mock-body-sha256` of the request body it got,
+//! so tests prove what reached the upstream, byte for byte.
+
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A request as the mock received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A running mock.
+pub struct Mock {
+    pub addr: SocketAddr,
+    pub id: String,
+    pub hits: Arc<AtomicU64>,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Mock {
+    /// Start on an ephemeral port of 127.0.0.1 on the current tokio runtime.
+    pub async fn start(id: &str) -> std::io::Result<Mock> {
+        Self::start_on("127.0.0.1:0", id).await
+    }
+
+    pub async fn start_on(addr: &str, id: &str) -> std::io::Result<Mock> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let hits = Arc::new(AtomicU64::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (h, s, name) = (hits.clone(), seen.clone(), id.to_string());
+        tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else { continue };
+                let _ = sock.set_nodelay(true);
+                let (h, s, name) = (h.clone(), s.clone(), name.clone());
+                tokio::spawn(async move {
+                    let _ = serve(sock, &name, &h, &s).await;
+                });
+            }
+        });
+        Ok(Mock { addr, id: id.to_string(), hits, seen })
+    }
+
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    pub fn last(&self) -> Option<Seen> {
+        self.seen.lock().ok()?.last().cloned()
+    }
+
+    /// Base URL with the `/v1` prefix, as `OPENAI_BASE_URL` takes it.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+}
+
+async fn serve(mut sock: TcpStream, id: &str, hits: &AtomicU64, seen: &Mutex<Vec<Seen>>) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(8192);
+    loop {
+        let Some(req) = read_request(&mut sock, &mut buf).await? else { return Ok(()) };
+        hits.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut s) = seen.lock() {
+            // Keep only small bodies in memory; big ones are proven by length + hash.
+            let mut kept = req.clone();
+            if kept.body.len() > 64 * 1024 {
+                kept.body.truncate(64 * 1024);
+            }
+            s.push(kept);
+            if s.len() > 1000 {
+                s.remove(0);
+            }
+        }
+        if !respond(&mut sock, id, &req).await? {
+            return Ok(());
+        }
+    }
+}
+
+/// Read one request (Content-Length or chunked body). `None` on a clean close.
+async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<Seen>> {
+    let header_end = loop {
+        if let Some(p) = memchr::memmem::find(buf, b"\r\n\r\n") {
+            break p;
+        }
+        let mut chunk = [0u8; 16384];
+        let n = sock.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let first = lines.next().unwrap_or("");
+    let mut parts = first.split(' ');
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
+        .collect();
+    buf.drain(..header_end + 4);
+    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let body = if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        while buf.len() < len {
+            let mut chunk = vec![0u8; 65536];
+            let n = sock.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        buf.drain(..len).collect()
+    } else if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        read_chunked(sock, buf).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Some(Seen { method, path, headers, body }))
+}
+
+async fn read_chunked(sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = loop {
+            if let Some(p) = memchr::memmem::find(buf, b"\r\n") {
+                break p;
+            }
+            fill(sock, buf).await?;
+        };
+        let size = usize::from_str_radix(String::from_utf8_lossy(&buf[..line_end]).split(';').next().unwrap_or("0").trim(), 16)
+            .map_err(|_| std::io::Error::other("bad chunk size"))?;
+        buf.drain(..line_end + 2);
+        while buf.len() < size + 2 {
+            fill(sock, buf).await?;
+        }
+        if size == 0 {
+            buf.drain(..2);
+            return Ok(body);
+        }
+        body.extend_from_slice(&buf[..size]);
+        buf.drain(..size + 2);
+    }
+}
+
+async fn fill(sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut chunk = [0u8; 16384];
+    let n = sock.read(&mut chunk).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(())
+}
+
+fn json_str_field<'a>(body: &'a str, field: &str) -> Option<&'a str> {
+    let key = format!("\"{field}\"");
+    let at = body.find(&key)? + key.len();
+    let rest = body[at..].trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    rest.find('"').map(|end| &rest[..end])
+}
+
+/// Write the answer; `false` closes the connection.
+async fn respond(sock: &mut TcpStream, id: &str, req: &Seen) -> std::io::Result<bool> {
+    let behaviour = req.header("x-mock").unwrap_or("").to_string();
+    let body_text = String::from_utf8_lossy(&req.body[..req.body.len().min(1 << 20)]).to_string();
+    let model = json_str_field(&body_text, "model").unwrap_or("mock-model").to_string();
+    let wants_stream = body_text.contains("\"stream\":true") || body_text.contains("\"stream\": true");
+    let wants_usage = body_text.contains("\"include_usage\":true") || body_text.contains("\"include_usage\": true");
+    let sha = hex::encode(Sha256::digest(&req.body));
+    let mut common = format!(
+        "x-mock-id: {id}\r\nx-mock-path: {}\r\nx-mock-auth: {}\r\nx-mock-body-len: {}\r\nx-mock-body-sha256: {sha}\r\n",
+        req.path,
+        req.header("authorization").unwrap_or("-"),
+        req.body.len()
+    );
+    let mut parts = behaviour.split(':');
+    match parts.next().unwrap_or("") {
+        "stall" => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(false)
+        }
+        "reset" => Ok(false),
+        "status" | "text-status" => {
+            let code: u16 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(500);
+            if let Some(ra) = parts.next() {
+                common.push_str(&format!("retry-after: {ra}\r\n"));
+            }
+            let (ctype, body) = if behaviour.starts_with("text-") {
+                ("text/plain", format!("upstream says {code}"))
+            } else {
+                (
+                    "application/json",
+                    format!(r#"{{"error":{{"message":"mock {id} answered {code}","type":"mock_error","param":null,"code":"mock_{code}"}}}}"#),
+                )
+            };
+            write_whole(sock, code, ctype, &common, body.as_bytes()).await?;
+            Ok(true)
+        }
+        "sse" | "cut" => {
+            let n: usize = parts.next().and_then(|c| c.parse().ok()).unwrap_or(5);
+            let ms: u64 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+            let cut = behaviour.starts_with("cut");
+            stream(sock, id, &common, &model, n, ms, wants_usage, cut).await
+        }
+        _ if wants_stream => stream(sock, id, &common, &model, 3, 0, wants_usage, false).await,
+        _ => {
+            let body = if req.path.ends_with("/embeddings") {
+                format!(r#"{{"object":"list","data":[{{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}}],"model":"{model}","usage":{{"prompt_tokens":4,"total_tokens":4}}}}"#)
+            } else if req.path.ends_with("/models") {
+                format!(r#"{{"object":"list","data":[{{"id":"mock-{id}-model","object":"model","owned_by":"mock"}}]}}"#)
+            } else if req.path.ends_with("/completions") && !req.path.ends_with("/chat/completions") {
+                format!(r#"{{"id":"cmpl-{id}","object":"text_completion","created":1700000000,"model":"{model}","choices":[{{"text":"hello","index":0,"logprobs":null,"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}}}"#)
+            } else {
+                format!(r#"{{"id":"chatcmpl-{id}","object":"chat.completion","created":1700000000,"model":"{model}","choices":[{{"index":0,"message":{{"role":"assistant","content":"Hello from {id}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14,"prompt_tokens_details":{{"cached_tokens":2}}}}}}"#)
+            };
+            write_whole(sock, 200, "application/json", &common, body.as_bytes()).await?;
+            Ok(true)
+        }
+    }
+}
+
+async fn write_whole(sock: &mut TcpStream, code: u16, ctype: &str, extra: &str, body: &[u8]) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {code} {}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\n{extra}\r\n",
+        reason(code),
+        body.len()
+    );
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    sock.write_all(&out).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream(
+    sock: &mut TcpStream,
+    id: &str,
+    extra: &str,
+    model: &str,
+    n: usize,
+    ms: u64,
+    usage: bool,
+    cut: bool,
+) -> std::io::Result<bool> {
+    let head = format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n{extra}\r\n");
+    sock.write_all(head.as_bytes()).await?;
+    let usage_null = if usage { r#","usage":null"# } else { "" };
+    for i in 0..n {
+        if i > 0 && ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        let ev = format!(
+            "data: {{\"id\":\"chatcmpl-{id}\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]{usage_null}}}\n\n"
+        );
+        write_chunk(sock, ev.as_bytes()).await?;
+    }
+    if cut {
+        sock.flush().await?;
+        return Ok(false); // drop the connection mid-stream
+    }
+    let mut tail = format!(
+        "data: {{\"id\":\"chatcmpl-{id}\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]{usage_null}}}\n\n"
+    );
+    if usage {
+        tail.push_str(&format!(
+            "data: {{\"id\":\"chatcmpl-{id}\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"{model}\",\"choices\":[],\"usage\":{{\"prompt_tokens\":7,\"completion_tokens\":{n},\"total_tokens\":{}}}}}\n\n",
+            7 + n
+        ));
+    }
+    tail.push_str("data: [DONE]\n\n");
+    write_chunk(sock, tail.as_bytes()).await?;
+    sock.write_all(b"0\r\n\r\n").await?;
+    Ok(true)
+}
+
+async fn write_chunk(sock: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
+    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    sock.write_all(&out).await
+}
+
+fn reason(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        529 => "Overloaded",
+        _ => "Status",
+    }
+}

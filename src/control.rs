@@ -1,0 +1,204 @@
+//! The control task: one background service for everything off the request path.
+//!
+//! - resolves endpoint names and runs active health checks for every pool (one loop for
+//!   all pools, not one runtime thread per pool: pingora-notes pitfall 24);
+//! - asks self-hosted pools for their models (`GET {base}/models`) with each check;
+//! - reloads the config file on SIGHUP: a new `Gateway` is built, its pools resolved and
+//!   checked, then swapped in whole; a bad file is logged and the last good config stays.
+
+use crate::config::{self, Config};
+use crate::gateway::Gateway;
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use pingora_core::services::ServiceReadyNotifier;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub struct Control {
+    /// The config file to reload on SIGHUP (`None` in zero-config mode: reload re-reads env).
+    pub config_path: Option<PathBuf>,
+}
+
+#[async_trait]
+impl BackgroundService for Control {
+    /// Ready (and the proxy starts, which depends on this) once every pool was resolved
+    /// and checked once, so the first request finds its endpoints.
+    async fn start_with_ready_notifier(&self, shutdown: ShutdownWatch, ready: ServiceReadyNotifier) {
+        if let Some(gw) = Gateway::current() {
+            prepare(&gw).await;
+        }
+        ready.notify_ready();
+        self.start(shutdown).await;
+    }
+
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::error!("cannot listen for SIGHUP: {e}");
+                None
+            }
+        };
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => {
+                    if let Some(gw) = Gateway::current() {
+                        check_due(&gw).await;
+                    }
+                }
+                Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    self.reload().await;
+                }
+            }
+        }
+    }
+}
+
+impl Control {
+    async fn reload(&self) {
+        let loaded = load(self.config_path.as_deref());
+        match loaded {
+            Ok(cfg) => {
+                let gw = Arc::new(Gateway::new(cfg));
+                prepare(&gw).await;
+                Gateway::install(gw);
+                log::info!("configuration reloaded");
+            }
+            Err(problems) => {
+                log::error!("reload rejected, the last good configuration keeps serving:\n{problems}");
+            }
+        }
+    }
+}
+
+/// Load the configuration from a file or, without one, from the environment.
+pub fn load(path: Option<&std::path::Path>) -> Result<Config, String> {
+    let env = |k: &str| std::env::var(k).ok();
+    match path {
+        Some(p) => config::load_file(p, &env).map_err(|diags| {
+            diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+        }),
+        None => config::from_env(&env),
+    }
+}
+
+/// Resolve and check every pool once, and ask self-hosted pools for their models.
+pub async fn prepare(gw: &Arc<Gateway>) {
+    let now = Instant::now();
+    let mut tasks = Vec::new();
+    for p in gw.providers.values() {
+        let p = p.clone();
+        let gw = gw.clone();
+        let _ = p.pool.health_check_due(now);
+        tasks.push(tokio::spawn(async move {
+            p.pool.refresh().await;
+            publish_health(&p);
+            discover(&gw, &p).await;
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn check_due(gw: &Arc<Gateway>) {
+    let now = Instant::now();
+    for p in gw.providers.values() {
+        if p.pool.health_check_due(now) {
+            let p = p.clone();
+            let gw = gw.clone();
+            tokio::spawn(async move {
+                p.pool.refresh().await;
+                publish_health(&p);
+                discover(&gw, &p).await;
+            });
+        }
+    }
+}
+
+fn publish_health(p: &crate::gateway::ProviderRuntime) {
+    for (addr, up) in p.pool.resolved() {
+        crate::metrics::UPSTREAM_UP
+            .with_label_values(&[&p.provider.id, &addr.to_string()])
+            .set(up as i64);
+    }
+}
+
+/// Self-hosted OpenAI-compatible pools report what they serve on `GET {base}/models`.
+async fn discover(gw: &Gateway, p: &crate::gateway::ProviderRuntime) {
+    if !p.provider.discover_models {
+        return;
+    }
+    let Some(picked) = p.pool.pick(&[]) else { return };
+    if picked.endpoint.tls {
+        return; // self-hosted fleets speak plain HTTP; TLS discovery is not needed yet
+    }
+    let path = format!("{}/models", p.provider.base_path);
+    let host = crate::providers::host_header(&picked.endpoint);
+    match tokio::time::timeout(Duration::from_secs(2), http_get(picked.addr, &host, &path)).await {
+        Ok(Ok(body)) => {
+            #[derive(serde::Deserialize)]
+            struct List {
+                data: Vec<Item>,
+            }
+            #[derive(serde::Deserialize)]
+            struct Item {
+                id: String,
+            }
+            if let Ok(list) = serde_json::from_slice::<List>(&body) {
+                gw.set_discovered(&p.provider.id, list.data.into_iter().map(|i| i.id).collect());
+            }
+        }
+        Ok(Err(e)) => log::debug!("model discovery on {}: {e}", p.provider.id),
+        Err(_) => log::debug!("model discovery on {} timed out", p.provider.id),
+    }
+}
+
+/// A minimal HTTP/1.1 GET for discovery (off the request path; plain HTTP only).
+async fn http_get(addr: std::net::SocketAddr, host: &str, path: &str) -> std::io::Result<Vec<u8>> {
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    s.take(4 * 1024 * 1024).read_to_end(&mut buf).await?;
+    let split = memchr::memmem::find(&buf, b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
+    if !head.starts_with("http/1.1 200") && !head.starts_with("http/1.0 200") {
+        return Err(std::io::Error::other("status not 200"));
+    }
+    let body = &buf[split + 4..];
+    if head.contains("transfer-encoding: chunked") {
+        return Ok(dechunk(body));
+    }
+    Ok(body.to_vec())
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = memchr::memmem::find(b, b"\r\n") {
+        let size = std::str::from_utf8(&b[..eol])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 || b.len() < eol + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[(eol + 4 + size).min(b.len())..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dechunks() {
+        assert_eq!(super::dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), b"abcde");
+    }
+}

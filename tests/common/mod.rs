@@ -1,0 +1,254 @@
+//! Shared harness: run the real `switchyard` binary on a free loopback port and talk
+//! HTTP/1.1 to it over TCP, recording when each body chunk arrived.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A running gateway process, killed on drop.
+pub struct Gateway {
+    pub child: Child,
+    pub port: u16,
+    pub dir: tempdir::TempDir,
+    pub log: std::path::PathBuf,
+}
+
+pub mod tempdir {
+    /// A scratch directory removed on drop.
+    pub struct TempDir(pub std::path::PathBuf);
+    impl TempDir {
+        pub fn new(tag: &str) -> TempDir {
+            static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let p = std::env::temp_dir().join(format!("switchyard-test-{}-{tag}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).expect("tempdir");
+            TempDir(p)
+        }
+        pub fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub struct Launch<'a> {
+    pub env: Vec<(&'a str, String)>,
+    /// YAML config text; `{PORT}` and `{DIR}` are substituted.
+    pub config: Option<String>,
+    pub args: Vec<String>,
+}
+
+impl Default for Launch<'_> {
+    fn default() -> Self {
+        Launch { env: vec![], config: None, args: vec![] }
+    }
+}
+
+impl Gateway {
+    /// Start and wait until `/healthz` answers (or panic after 15 s).
+    pub async fn start(launch: Launch<'_>) -> Gateway {
+        let g = Self::spawn(launch);
+        g.wait_ready().await;
+        g
+    }
+
+    pub fn spawn(launch: Launch<'_>) -> Gateway {
+        let port = free_port();
+        let dir = tempdir::TempDir::new("gw");
+        let log = dir.path().join("gateway.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .env("SWITCHYARD_LISTEN", format!("127.0.0.1:{port}"));
+        for (k, v) in &launch.env {
+            cmd.env(k, v);
+        }
+        let pid = dir.path().join("sy.pid");
+        let sock = dir.path().join("sy.sock");
+        if let Some(cfg) = &launch.config {
+            let text = cfg
+                .replace("{PORT}", &port.to_string())
+                .replace("{DIR}", &dir.path().display().to_string());
+            let text = if text.contains("pid_file") {
+                text
+            } else {
+                format!("{text}\nserver: {{ pid_file: {}, upgrade_sock: {}, grace_period: 1s, shutdown_timeout: 1s }}\n", pid.display(), sock.display())
+            };
+            let path = dir.path().join("switchyard.yaml");
+            std::fs::write(&path, text).expect("write config");
+            cmd.arg("--config").arg(&path);
+        }
+        cmd.args(&launch.args);
+        let logf = std::fs::File::create(&log).expect("log file");
+        cmd.stdout(Stdio::from(logf.try_clone().expect("log"))).stderr(Stdio::from(logf));
+        let child = cmd.spawn().expect("spawn switchyard");
+        Gateway { child, port, dir, log }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("switchyard.yaml")
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(r) = request(self.addr(), "GET", "/healthz", &[], b"").await {
+                if r.status == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("gateway did not become ready; log:\n{}", self.logs());
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
+    }
+
+    pub async fn post_json(&self, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
+        let mut h = vec![("content-type", "application/json")];
+        h.extend_from_slice(headers);
+        request(self.addr(), "POST", path, &h, body.as_bytes()).await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        request(self.addr(), "GET", path, headers, b"").await.expect("request")
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response with the arrival time of each body chunk (relative to the request start).
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// (elapsed, decoded bytes) per read that delivered body data.
+    pub arrivals: Vec<(Duration, Vec<u8>)>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
+pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Response> {
+    let started = Instant::now();
+    let mut s = TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method != "GET" || !body.is_empty() {
+        head.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(body).await?;
+    read_response(&mut s, started).await
+}
+
+pub async fn read_response(s: &mut TcpStream, started: Instant) -> std::io::Result<Response> {
+    let mut buf = Vec::new();
+    let header_end = loop {
+        if let Some(p) = memchr::memmem::find(&buf, b"\r\n\r\n") {
+            break p;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::other(format!("closed before headers: {:?}", String::from_utf8_lossy(&buf))));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
+        .collect();
+    let mut raw = buf[header_end + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let mut arrivals = Vec::new();
+    if !raw.is_empty() {
+        arrivals.push((started.elapsed(), raw.clone()));
+    }
+    // Read to close (Connection: close), noting arrivals.
+    loop {
+        let mut chunk = vec![0u8; 65536];
+        let n = match s.read(&mut chunk).await {
+            Ok(n) => n,
+            Err(_) => break, // reset after data: keep what arrived
+        };
+        if n == 0 {
+            break;
+        }
+        arrivals.push((started.elapsed(), chunk[..n].to_vec()));
+        raw.extend_from_slice(&chunk[..n]);
+    }
+    let body = if chunked { dechunk(&raw) } else { raw };
+    Ok(Response { status, headers, body, arrivals })
+}
+
+/// Decode a chunked body, tolerating a missing terminator (a cut stream).
+pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = memchr::memmem::find(b, b"\r\n") {
+        let Ok(size) = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).split(';').next().unwrap_or("").trim(), 16) else { break };
+        if size == 0 {
+            break;
+        }
+        let end = (eol + 2 + size).min(b.len());
+        out.extend_from_slice(&b[eol + 2..end]);
+        b = &b[(end + 2).min(b.len())..];
+    }
+    out
+}
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+pub fn write_file(path: &std::path::Path, text: &str) {
+    let mut f = std::fs::File::create(path).expect("create");
+    f.write_all(text.as_bytes()).expect("write");
+}

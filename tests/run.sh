@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone on a fresh Debian machine:
+#   bash tests/run.sh
+# Installs what it needs (cmake for Pingora's zlib-ng, Python venv with the official SDKs),
+# builds, runs the Rust tests (unit + end-to-end against the real binary), validates every
+# example config with `switchyard check`, then runs the SDK suite against the gateway.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if ((${#need_apt[@]})); then
+  echo "== installing ${need_apt[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+echo "== build"
+cargo build --workspace --bins
+
+echo "== rust tests"
+cargo test --workspace --no-fail-fast 2>&1 | tee target/rust-tests.log
+grep -q "test result: FAILED" target/rust-tests.log && { echo "rust tests failed"; exit 1; }
+
+echo "== example configs"
+for f in conf/*.yaml; do
+  SWITCHYARD_CHECK_PLACEHOLDERS=1 ./target/debug/switchyard check --config "$f"
+done
+
+echo "== SDK suite"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r tests/sdk/requirements.txt
+.venv/bin/python -m pytest -q tests/sdk
