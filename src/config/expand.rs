@@ -5,6 +5,10 @@
 //! comments are left alone: a commented-out line that names an unset variable
 //! is not an error. Expanded values are not expanded again, and `$$` has no
 //! special meaning (it stays as written).
+//!
+//! A value goes into the text as it is: one that could read as YAML syntax
+//! (`: `, ` #`, a leading `*` or `{`) needs quotes around the reference,
+//! e.g. `key: "${TEAM_A_KEY}"`.
 
 /// One problem found while expanding: the 1-based line and what to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]

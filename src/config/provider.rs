@@ -10,6 +10,10 @@
 //! For the secret: `api_key`, else the preset's key variable. A pool the
 //! operator lists by hand (`endpoints`) gets only the key written for it, so
 //! that a cloud key never travels to a self-hosted server by accident.
+//!
+//! In a file, a preset fills in only its base URL and key variable; settings
+//! such as Azure's `api_version` are taken from the entry alone, so that a
+//! stray variable cannot change how a configured provider is called.
 
 use std::time::Duration;
 
@@ -369,9 +373,14 @@ fn api_key(
             let name = preset.key_var?;
             let key = var(env, name);
             if key.is_none() {
+                let keyless_hint = if preset.dialect == Dialect::OpenAi {
+                    " (a keyless self-hosted server goes under `endpoints:` instead)"
+                } else {
+                    ""
+                };
                 problems.push(problem(
                     at,
-                    format!("provider `{id}` has no API key: set {name}, or write `api_key: ${{{name}}}`"),
+                    format!("provider `{id}` has no API key: set {name}, or write `api_key: ${{{name}}}`{keyless_hint}"),
                 ));
             }
             key
@@ -523,7 +532,7 @@ mod tests {
         let m = messages(resolve("mistral", &typed("mistral"), &env));
         assert_eq!(
             m,
-            vec!["provider `mistral` has no API key: set MISTRAL_API_KEY, or write `api_key: ${MISTRAL_API_KEY}`"]
+            vec!["provider `mistral` has no API key: set MISTRAL_API_KEY, or write `api_key: ${MISTRAL_API_KEY}` (a keyless self-hosted server goes under `endpoints:` instead)"]
         );
         let spec = ProviderFile {
             api_key: Some(String::new()),
