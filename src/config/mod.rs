@@ -1,4 +1,93 @@
 //! Configuration: the YAML file, the environment (zero-config), and the
 //! validated internal form the proxy runs on.
+//!
+//! File mode runs four steps, each in its own module:
+//!
+//! 1. `expand`: `${VAR}` / `${VAR:-default}` over the raw text (lines stay put);
+//! 2. `file`: the YAML into serde structs that deny unknown keys;
+//! 3. `validate` (with `provider`, `keys`, `units`, `address`): lowering into
+//!    [`Config`], checking every value and every cross-reference;
+//! 4. every problem becomes a [`Diagnostic`] `FILE:LINE: message`.
+//!
+//! Zero-config mode (`env`) builds the same [`Config`] from variables alone.
+//! `switchyard check` and SIGHUP reloads run exactly [`load_file`].
+
+mod address;
+mod diagnostic;
+mod env;
+mod expand;
+mod file;
+mod keys;
+mod locate;
 pub mod model;
+pub mod presets;
+mod provider;
+pub mod units;
+mod validate;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+pub use diagnostic::Diagnostic;
+pub use env::from_env;
 pub use model::*;
+
+use diagnostic::Problem;
+
+/// Loads, expands and validates the config file at `path`, looking variables
+/// up with `env` (pass `&|name| std::env::var(name).ok()` in production).
+///
+/// Returns every problem found, in line order, each naming the file and line.
+pub fn load_file(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<Diagnostic>> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        vec![Diagnostic {
+            file: name.clone(),
+            line: 1,
+            message: format!("cannot read the config file: {err}"),
+        }]
+    })?;
+    load_str(&name, &text, env)
+}
+
+/// As [`load_file`], for text already in memory; `name` is what diagnostics
+/// call the file.
+pub fn load_str(
+    name: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<Diagnostic>> {
+    let (expanded, expand_errors) = expand::expand(text, env);
+    let mut problems: Vec<Problem> = expand_errors
+        .into_iter()
+        .map(|e| Problem::new(e.line, e.message))
+        .collect();
+    // A reference that could not be expanded left a hole in its line; what
+    // the later steps say about that line is a consequence, not news.
+    let holes: BTreeSet<usize> = problems.iter().map(|p| p.line).collect();
+    let later = match file::parse(&expanded) {
+        Err(problem) => vec![problem],
+        Ok(parsed) => match validate::lower(parsed, &expanded, env) {
+            Ok(config) if problems.is_empty() => return Ok(config),
+            Ok(_) => Vec::new(),
+            Err(found) => found,
+        },
+    };
+    problems.extend(later.into_iter().filter(|p| !holes.contains(&p.line)));
+    problems.sort_by_key(|p| p.line);
+    problems.dedup();
+    Err(problems
+        .into_iter()
+        .map(|p| Diagnostic {
+            file: name.to_string(),
+            line: p.line,
+            message: p.message,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests;
