@@ -26,7 +26,11 @@ pub struct Control {
 impl BackgroundService for Control {
     /// Ready (and the proxy starts, which depends on this) once every pool was resolved
     /// and checked once, so the first request finds its endpoints.
-    async fn start_with_ready_notifier(&self, shutdown: ShutdownWatch, ready: ServiceReadyNotifier) {
+    async fn start_with_ready_notifier(
+        &self,
+        shutdown: ShutdownWatch,
+        ready: ServiceReadyNotifier,
+    ) {
         if let Some(gw) = Gateway::current() {
             prepare(&gw).await;
         }
@@ -70,7 +74,9 @@ impl Control {
                 log::info!("configuration reloaded");
             }
             Err(problems) => {
-                log::error!("reload rejected, the last good configuration keeps serving:\n{problems}");
+                log::error!(
+                    "reload rejected, the last good configuration keeps serving:\n{problems}"
+                );
             }
         }
     }
@@ -81,7 +87,11 @@ pub fn load(path: Option<&std::path::Path>) -> Result<Config, String> {
     let env = |k: &str| std::env::var(k).ok();
     match path {
         Some(p) => config::load_file(p, &env).map_err(|diags| {
-            diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+            diags
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
         }),
         None => config::from_env(&env),
     }
@@ -134,7 +144,9 @@ async fn discover(gw: &Gateway, p: &crate::gateway::ProviderRuntime) {
     if !p.provider.discover_models {
         return;
     }
-    let Some(picked) = p.pool.pick(&[]) else { return };
+    let Some(picked) = p.pool.pick(&[]) else {
+        return;
+    };
     if picked.endpoint.tls {
         return; // self-hosted fleets speak plain HTTP; TLS discovery is not needed yet
     }
@@ -151,7 +163,10 @@ async fn discover(gw: &Gateway, p: &crate::gateway::ProviderRuntime) {
                 id: String,
             }
             if let Ok(list) = serde_json::from_slice::<List>(&body) {
-                gw.set_discovered(&p.provider.id, list.data.into_iter().map(|i| i.id).collect());
+                gw.set_discovered(
+                    &p.provider.id,
+                    list.data.into_iter().map(|i| i.id).collect(),
+                );
             }
         }
         Ok(Err(e)) => log::debug!("model discovery on {}: {e}", p.provider.id),
@@ -199,6 +214,9 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 mod tests {
     #[test]
     fn dechunks() {
-        assert_eq!(super::dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), b"abcde");
+        assert_eq!(
+            super::dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"),
+            b"abcde"
+        );
     }
 }

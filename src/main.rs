@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use switchyard::server::{self, ProcessFlags};
 
 #[derive(Parser, Debug)]
-#[command(name = "switchyard", version, about = "An LLM edge gateway on Cloudflare Pingora")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "An LLM edge gateway on Cloudflare Pingora"
+)]
 struct Cli {
     /// Config file (YAML). Without one, providers come from the environment (zero-config).
     #[arg(long, short = 'c', env = "SWITCHYARD_CONFIG", global = true)]
@@ -58,6 +62,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let flags = ProcessFlags { daemon: cli.daemon, upgrade: cli.upgrade, test: cli.test };
+    let flags = ProcessFlags {
+        daemon: cli.daemon,
+        upgrade: cli.upgrade,
+        test: cli.test,
+    };
     server::run(cfg, cli.config, flags)
 }

@@ -41,7 +41,13 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>, flags: ProcessFlags) -> ! 
         eprintln!("switchyard: cannot open the access log: {e}");
         std::process::exit(1);
     }
-    let opt = Opt { upgrade: flags.upgrade, daemon: flags.daemon, nocapture: false, test: flags.test, conf: None };
+    let opt = Opt {
+        upgrade: flags.upgrade,
+        daemon: flags.daemon,
+        nocapture: false,
+        test: flags.test,
+        conf: None,
+    };
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&cfg, flags));
     server.bootstrap();
 
@@ -52,7 +58,11 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>, flags: ProcessFlags) -> ! 
     let control = server.add_service(background_service("control", Control { config_path }));
     let mut main = pingora_proxy::http_proxy_service_with_name(
         &server.configuration,
-        Switchyard { listener: Listener::Main { serves_ops: admin.is_none() } },
+        Switchyard {
+            listener: Listener::Main {
+                serves_ops: admin.is_none(),
+            },
+        },
         "switchyard",
     );
     for addr in &listen {
@@ -63,7 +73,9 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>, flags: ProcessFlags) -> ! 
     if let Some(addr) = admin {
         let mut svc = pingora_proxy::http_proxy_service_with_name(
             &server.configuration,
-            Switchyard { listener: Listener::Admin },
+            Switchyard {
+                listener: Listener::Admin,
+            },
             "switchyard-admin",
         );
         svc.add_tcp(&addr.to_string());

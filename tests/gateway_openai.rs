@@ -37,15 +37,26 @@ async fn chat(gw: &Gateway, body: &str, extra: &[(&str, &str)]) -> common::Respo
 async fn chat_goes_through_with_provider_credentials_only() {
     let mock = Mock::start("m1").await.unwrap();
     let gw = zero_config(&mock).await;
-    let r = chat(&gw, r#"{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#, &[]).await;
+    let r = chat(
+        &gw,
+        r#"{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#,
+        &[],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["choices"][0]["message"]["content"], "Hello from m1");
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        "Hello from m1"
+    );
     assert!(r.header("x-request-id").is_some());
     // The provider key was injected; the gateway key never reached the upstream.
     assert_eq!(r.header("x-mock-auth"), Some("Bearer sk-upstream-secret"));
     assert_eq!(r.header("x-mock-path"), Some("/v1/chat/completions"));
     let seen = mock.last().unwrap();
-    assert!(seen.headers.iter().all(|(_, v)| !v.contains(KEY)), "gateway key leaked upstream");
+    assert!(
+        seen.headers.iter().all(|(_, v)| !v.contains(KEY)),
+        "gateway key leaked upstream"
+    );
     // The `provider/` prefix never reaches the upstream.
     let sent: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
     assert_eq!(sent["model"], "gpt-4o-mini");
@@ -58,10 +69,17 @@ async fn chat_goes_through_with_provider_credentials_only() {
 async fn request_id_is_kept_or_made() {
     let mock = Mock::start("m").await.unwrap();
     let gw = zero_config(&mock).await;
-    let r = chat(&gw, r#"{"model":"openai/x","messages":[]}"#, &[("x-request-id", "abc-123")]).await;
+    let r = chat(
+        &gw,
+        r#"{"model":"openai/x","messages":[]}"#,
+        &[("x-request-id", "abc-123")],
+    )
+    .await;
     assert_eq!(r.header("x-request-id"), Some("abc-123"));
     let r = gw.get("/nope", &[]).await;
-    assert!(r.header("x-request-id").is_some_and(|v| v.starts_with("req_")));
+    assert!(r
+        .header("x-request-id")
+        .is_some_and(|v| v.starts_with("req_")));
 }
 
 #[tokio::test]
@@ -71,13 +89,18 @@ async fn large_bodies_reach_the_upstream_byte_exact() {
     for size in [100 * 1024, 1024 * 1024, 20 * 1024 * 1024] {
         // `model` last, as the SDKs write it: routing must read the whole body.
         let filler = "x".repeat(size);
-        let body = format!(r#"{{"messages":[{{"role":"user","content":"{filler}"}}],"model":"openai/gpt-4o"}}"#);
+        let body = format!(
+            r#"{{"messages":[{{"role":"user","content":"{filler}"}}],"model":"openai/gpt-4o"}}"#
+        );
         let auth = format!("Bearer {KEY}");
         let r = common::request(
             gw.addr(),
             "POST",
             "/v1/chat/completions",
-            &[("authorization", &auth), ("content-type", "application/json")],
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
             body.as_bytes(),
         )
         .await
@@ -85,8 +108,16 @@ async fn large_bodies_reach_the_upstream_byte_exact() {
         assert_eq!(r.status, 200, "size {size}: {}", r.text());
         // Only the intended rewrite (the provider prefix of `model`) differs.
         let expected = body.replace(r#""model":"openai/gpt-4o""#, r#""model":"gpt-4o""#);
-        assert_eq!(r.header("x-mock-body-len"), Some(expected.len().to_string().as_str()), "size {size}");
-        assert_eq!(r.header("x-mock-body-sha256"), Some(sha256_hex(expected.as_bytes()).as_str()), "size {size}");
+        assert_eq!(
+            r.header("x-mock-body-len"),
+            Some(expected.len().to_string().as_str()),
+            "size {size}"
+        );
+        assert_eq!(
+            r.header("x-mock-body-sha256"),
+            Some(sha256_hex(expected.as_bytes()).as_str()),
+            "size {size}"
+        );
     }
 }
 
@@ -97,14 +128,22 @@ async fn unchanged_body_is_forwarded_as_sent() {
     let body = r#"{ "model" : "gpt-4o-mini", "messages": [ {"role":"user","content":"héllo"} ], "temperature": 0.2, "tools": [{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}] }"#;
     let r = chat(&gw, body, &[("x-provider", "openai")]).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.header("x-mock-body-sha256"), Some(sha256_hex(body.as_bytes()).as_str()));
+    assert_eq!(
+        r.header("x-mock-body-sha256"),
+        Some(sha256_hex(body.as_bytes()).as_str())
+    );
 }
 
 #[tokio::test]
 async fn streams_are_relayed_as_they_arrive() {
     let mock = Mock::start("s").await.unwrap();
     let gw = zero_config(&mock).await;
-    let r = chat(&gw, r#"{"model":"openai/m","stream":true,"messages":[]}"#, &[("x-mock", "sse:4:200")]).await;
+    let r = chat(
+        &gw,
+        r#"{"model":"openai/m","stream":true,"messages":[]}"#,
+        &[("x-mock", "sse:4:200")],
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("text/event-stream"));
     // Events 200 ms apart upstream arrive apart at the client, not in one lump.
@@ -114,11 +153,18 @@ async fn streams_are_relayed_as_they_arrive() {
         .filter(|(_, b)| String::from_utf8_lossy(b).contains("tok"))
         .map(|(t, _)| *t)
         .collect();
-    assert!(with_content.len() >= 4, "arrivals: {:?}", r.arrivals.iter().map(|(t, _)| t).collect::<Vec<_>>());
+    assert!(
+        with_content.len() >= 4,
+        "arrivals: {:?}",
+        r.arrivals.iter().map(|(t, _)| t).collect::<Vec<_>>()
+    );
     let spread = *with_content.last().unwrap() - with_content[0];
     assert!(spread >= Duration::from_millis(500), "spread {spread:?}");
     for pair in with_content.windows(2) {
-        assert!(pair[1] - pair[0] >= Duration::from_millis(120), "gaps {with_content:?}");
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(120),
+            "gaps {with_content:?}"
+        );
     }
 }
 
@@ -127,22 +173,38 @@ async fn include_usage_is_injected_and_its_chunk_stripped_unless_asked() {
     let mock = Mock::start("u").await.unwrap();
     let gw = zero_config(&mock).await;
     // The client did not ask: upstream gets include_usage, client gets no usage chunk.
-    let r = chat(&gw, r#"{"model":"openai/m","stream":true,"messages":[]}"#, &[]).await;
+    let r = chat(
+        &gw,
+        r#"{"model":"openai/m","stream":true,"messages":[]}"#,
+        &[],
+    )
+    .await;
     assert_eq!(r.status, 200);
     let sent: serde_json::Value = serde_json::from_slice(&mock.last().unwrap().body).unwrap();
     assert_eq!(sent["stream_options"]["include_usage"], true);
     let text = r.text();
-    assert!(!text.contains(r#""choices":[]"#), "usage chunk leaked: {text}");
+    assert!(
+        !text.contains(r#""choices":[]"#),
+        "usage chunk leaked: {text}"
+    );
     assert!(text.contains("data: [DONE]"));
     assert_eq!(text.matches("tok").count(), 3);
     // The client asked: the usage chunk reaches it.
     let r = chat(&gw, r#"{"model":"openai/m","stream":true,"stream_options":{"include_usage":true},"messages":[]}"#, &[]).await;
-    assert!(r.text().contains(r#""choices":[],"usage":{"prompt_tokens":7"#), "{}", r.text());
+    assert!(
+        r.text()
+            .contains(r#""choices":[],"usage":{"prompt_tokens":7"#),
+        "{}",
+        r.text()
+    );
     // Usage was read from the stream in both cases (metrics carry the output tokens).
     let m = gw.get("/metrics", &[]).await.text();
     let line = m
         .lines()
-        .find(|l| l.starts_with("gen_ai_client_token_usage_sum") && l.contains(r#"gen_ai_token_type="output""#))
+        .find(|l| {
+            l.starts_with("gen_ai_client_token_usage_sum")
+                && l.contains(r#"gen_ai_token_type="output""#)
+        })
         .unwrap_or_else(|| panic!("no output token metric:\n{m}"));
     assert!(line.ends_with(" 6"), "{line}");
 }
@@ -151,7 +213,12 @@ async fn include_usage_is_injected_and_its_chunk_stripped_unless_asked() {
 async fn mid_stream_failure_ends_with_a_terminal_error_event() {
     let mock = Mock::start("cut").await.unwrap();
     let gw = zero_config(&mock).await;
-    let r = chat(&gw, r#"{"model":"openai/m","stream":true,"messages":[]}"#, &[("x-mock", "cut:2")]).await;
+    let r = chat(
+        &gw,
+        r#"{"model":"openai/m","stream":true,"messages":[]}"#,
+        &[("x-mock", "cut:2")],
+    )
+    .await;
     let text = r.text();
     assert_eq!(r.status, 200);
     assert_eq!(text.matches("tok").count(), 2, "{text}");
@@ -171,7 +238,11 @@ async fn bad_input_gets_openai_errors() {
         (r#"{"model":7,"messages":[]}"#, 400, "model"),
         (r#"{"model":"openai/x"}"#, 400, "messages"),
         (r#"{"model":"openai/x","messages":"hi"}"#, 400, "messages"),
-        (r#"{"model":"no-such-model-anywhere","messages":[]}"#, 404, "does not exist"),
+        (
+            r#"{"model":"no-such-model-anywhere","messages":[]}"#,
+            404,
+            "does not exist",
+        ),
     ];
     for (body, status, needle) in cases {
         let r = chat(&gw, body, &[]).await;
@@ -183,7 +254,12 @@ async fn bad_input_gets_openai_errors() {
         assert!(v["error"].get("param").is_some() && v["error"].get("code").is_some());
     }
     assert_eq!(mock.hits(), 0, "bad input reached the upstream");
-    let r = gw.get("/v1/unknown", &[("authorization", &format!("Bearer {KEY}"))]).await;
+    let r = gw
+        .get(
+            "/v1/unknown",
+            &[("authorization", &format!("Bearer {KEY}"))],
+        )
+        .await;
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"]["type"], "invalid_request_error");
 }
@@ -196,16 +272,27 @@ async fn keys_are_required_and_checked() {
     let r = gw.post_json("/v1/chat/completions", &[], body).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"]["type"], "authentication_error");
-    let r = gw.post_json("/v1/chat/completions", &[("authorization", "Bearer wrong")], body).await;
+    let r = gw
+        .post_json(
+            "/v1/chat/completions",
+            &[("authorization", "Bearer wrong")],
+            body,
+        )
+        .await;
     assert_eq!(r.status, 401);
-    let r = gw.post_json("/v1/chat/completions", &[("x-api-key", KEY)], body).await;
+    let r = gw
+        .post_json("/v1/chat/completions", &[("x-api-key", KEY)], body)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(mock.hits(), 1);
 }
 
 #[tokio::test]
 async fn open_gateway_refuses_a_public_listener() {
-    let mut g = Gateway::spawn(Launch { env: vec![("SWITCHYARD_LISTEN", "0.0.0.0:0".into())], ..Default::default() });
+    let mut g = Gateway::spawn(Launch {
+        env: vec![("SWITCHYARD_LISTEN", "0.0.0.0:0".into())],
+        ..Default::default()
+    });
     let status = tokio::task::spawn_blocking(move || {
         let s = g.child.wait().expect("wait");
         (s, g)
@@ -248,7 +335,11 @@ models:
 async fn failover_on_5xx_429_and_refused_connections() {
     let a = Mock::start("a").await.unwrap();
     let b = Mock::start("b").await.unwrap();
-    let gw = Gateway::start(Launch { config: Some(two_provider_config(&a, &b, "")), ..Default::default() }).await;
+    let gw = Gateway::start(Launch {
+        config: Some(two_provider_config(&a, &b, "")),
+        ..Default::default()
+    })
+    .await;
     let body = r#"{"model":"gpt-4o-mini","messages":[]}"#;
     // Round-robin leads alternate; a failing leader hands over to the other target.
     for behaviour in ["status:500", "status:503", "status:429", "reset"] {
@@ -266,8 +357,13 @@ async fn failover_on_5xx_429_and_refused_connections() {
     }
     // A target that is down: the request still succeeds on the other one.
     let dead_port = common::free_port();
-    let cfg = two_provider_config(&a, &b, "").replace(&a.base_url(), &format!("http://127.0.0.1:{dead_port}/v1"));
-    let gw2 = Gateway::start(Launch { config: Some(cfg), ..Default::default() }).await;
+    let cfg = two_provider_config(&a, &b, "")
+        .replace(&a.base_url(), &format!("http://127.0.0.1:{dead_port}/v1"));
+    let gw2 = Gateway::start(Launch {
+        config: Some(cfg),
+        ..Default::default()
+    })
+    .await;
     for _ in 0..4 {
         let r = chat(&gw2, body, &[]).await;
         assert_eq!(r.status, 200, "{}", r.text());
@@ -282,9 +378,18 @@ async fn failover_on_5xx_429_and_refused_connections() {
 async fn stalled_upstream_times_out_with_504() {
     let a = Mock::start("slow").await.unwrap();
     let b = Mock::start("other").await.unwrap();
-    let gw = Gateway::start(Launch { config: Some(two_provider_config(&a, &b, "")), ..Default::default() }).await;
+    let gw = Gateway::start(Launch {
+        config: Some(two_provider_config(&a, &b, "")),
+        ..Default::default()
+    })
+    .await;
     let t = std::time::Instant::now();
-    let r = chat(&gw, r#"{"model":"llama-local","messages":[]}"#, &[("x-mock", "stall")]).await;
+    let r = chat(
+        &gw,
+        r#"{"model":"llama-local","messages":[]}"#,
+        &[("x-mock", "stall")],
+    )
+    .await;
     assert_eq!(r.status, 504, "{}", r.text());
     assert!(t.elapsed() < Duration::from_secs(5));
 }
@@ -293,15 +398,36 @@ async fn stalled_upstream_times_out_with_504() {
 async fn allow_lists_and_model_listing() {
     let a = Mock::start("a").await.unwrap();
     let b = Mock::start("b").await.unwrap();
-    let gw = Gateway::start(Launch { config: Some(two_provider_config(&a, &b, "")), ..Default::default() }).await;
+    let gw = Gateway::start(Launch {
+        config: Some(two_provider_config(&a, &b, "")),
+        ..Default::default()
+    })
+    .await;
     let team = [("authorization", "Bearer sk-team-a")];
-    let r = gw.post_json("/v1/chat/completions", &team, r#"{"model":"llama-local","messages":[]}"#).await;
+    let r = gw
+        .post_json(
+            "/v1/chat/completions",
+            &team,
+            r#"{"model":"llama-local","messages":[]}"#,
+        )
+        .await;
     assert_eq!(r.status, 403, "{}", r.text());
     assert_eq!(r.json()["error"]["type"], "permission_error");
-    let r = gw.post_json("/v1/chat/completions", &team, r#"{"model":"gpt-4o-mini","messages":[]}"#).await;
+    let r = gw
+        .post_json(
+            "/v1/chat/completions",
+            &team,
+            r#"{"model":"gpt-4o-mini","messages":[]}"#,
+        )
+        .await;
     assert_eq!(r.status, 200);
     let list = gw.get("/v1/models", &team).await.json();
-    let ids: Vec<&str> = list["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
     assert!(ids.contains(&"gpt-4o-mini"), "{ids:?}");
     assert!(!ids.contains(&"llama-local"), "{ids:?}");
     let one = gw.get("/v1/models/gpt-4o-mini", &team).await;
@@ -311,15 +437,26 @@ async fn allow_lists_and_model_listing() {
     let admin = [("authorization", format!("Bearer {KEY}"))];
     let admin: Vec<(&str, &str)> = admin.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let ids = gw.get("/v1/models", &admin).await.json();
-    assert!(ids["data"].as_array().unwrap().iter().any(|m| m["id"] == "llama-local"));
+    assert!(ids["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["id"] == "llama-local"));
 }
 
 #[tokio::test]
 async fn oversized_body_is_413_before_any_upstream() {
     let a = Mock::start("a").await.unwrap();
     let b = Mock::start("b").await.unwrap();
-    let gw = Gateway::start(Launch { config: Some(two_provider_config(&a, &b, "")), ..Default::default() }).await;
-    let body = format!(r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"{}"}}]}}"#, "y".repeat(3 << 20));
+    let gw = Gateway::start(Launch {
+        config: Some(two_provider_config(&a, &b, "")),
+        ..Default::default()
+    })
+    .await;
+    let body = format!(
+        r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "y".repeat(3 << 20)
+    );
     let r = chat(&gw, &body, &[]).await;
     assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(a.hits() + b.hits(), 0);
@@ -329,9 +466,18 @@ async fn oversized_body_is_413_before_any_upstream() {
 async fn header_and_prefix_addressing() {
     let a = Mock::start("a").await.unwrap();
     let b = Mock::start("b").await.unwrap();
-    let gw = Gateway::start(Launch { config: Some(two_provider_config(&a, &b, "")), ..Default::default() }).await;
+    let gw = Gateway::start(Launch {
+        config: Some(two_provider_config(&a, &b, "")),
+        ..Default::default()
+    })
+    .await;
     // x-ai-eg-model overrides the body's model.
-    let r = chat(&gw, r#"{"model":"whatever","messages":[]}"#, &[("x-ai-eg-model", "llama-local")]).await;
+    let r = chat(
+        &gw,
+        r#"{"model":"whatever","messages":[]}"#,
+        &[("x-ai-eg-model", "llama-local")],
+    )
+    .await;
     assert_eq!(r.header("x-mock-id"), Some("b"), "{}", r.text());
     // provider/model goes straight to that provider, prefix stripped.
     let r = chat(&gw, r#"{"model":"primary/raw-model","messages":[]}"#, &[]).await;
@@ -339,10 +485,20 @@ async fn header_and_prefix_addressing() {
     let sent: serde_json::Value = serde_json::from_slice(&a.last().unwrap().body).unwrap();
     assert_eq!(sent["model"], "raw-model");
     // X-Provider bypasses routing.
-    let r = chat(&gw, r#"{"model":"gpt-4o-mini","messages":[]}"#, &[("x-provider", "backup")]).await;
+    let r = chat(
+        &gw,
+        r#"{"model":"gpt-4o-mini","messages":[]}"#,
+        &[("x-provider", "backup")],
+    )
+    .await;
     assert_eq!(r.header("x-mock-id"), Some("b"));
     // Unknown X-Provider: 404.
-    let r = chat(&gw, r#"{"model":"gpt-4o-mini","messages":[]}"#, &[("x-provider", "nope")]).await;
+    let r = chat(
+        &gw,
+        r#"{"model":"gpt-4o-mini","messages":[]}"#,
+        &[("x-provider", "nope")],
+    )
+    .await;
     assert_eq!(r.status, 404);
 }
 
@@ -351,10 +507,22 @@ async fn completions_embeddings_and_passthrough() {
     let mock = Mock::start("p").await.unwrap();
     let gw = zero_config(&mock).await;
     let (k, v) = bearer();
-    let r = gw.post_json("/v1/completions", &[(k, &v)], r#"{"model":"openai/gpt-3.5-turbo-instruct","prompt":"hi"}"#).await;
+    let r = gw
+        .post_json(
+            "/v1/completions",
+            &[(k, &v)],
+            r#"{"model":"openai/gpt-3.5-turbo-instruct","prompt":"hi"}"#,
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-mock-path"), Some("/v1/completions"));
-    let r = gw.post_json("/v1/embeddings", &[(k, &v)], r#"{"model":"openai/text-embedding-3-small","input":["a","b"]}"#).await;
+    let r = gw
+        .post_json(
+            "/v1/embeddings",
+            &[(k, &v)],
+            r#"{"model":"openai/text-embedding-3-small","input":["a","b"]}"#,
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["usage"]["prompt_tokens"], 4);
     let r = gw.get("/passthrough/openai/v1/models", &[(k, &v)]).await;
@@ -385,7 +553,10 @@ async fn metrics_and_health() {
     assert_eq!(gw.get("/readyz", &[]).await.status, 200);
     // The access log line names the request.
     let log = gw.logs();
-    let line = log.lines().find(|l| l.contains(r#""path":"/v1/chat/completions""#)).expect("access log line");
+    let line = log
+        .lines()
+        .find(|l| l.contains(r#""path":"/v1/chat/completions""#))
+        .expect("access log line");
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(v["provider"], "openai");
     assert_eq!(v["input_tokens"], 11);
@@ -396,22 +567,38 @@ async fn metrics_and_health() {
 async fn sighup_reloads_and_keeps_the_last_good_config() {
     let a = Mock::start("a").await.unwrap();
     let b = Mock::start("b").await.unwrap();
-    let gw = Gateway::start(Launch { config: Some(two_provider_config(&a, &b, "")), ..Default::default() }).await;
+    let gw = Gateway::start(Launch {
+        config: Some(two_provider_config(&a, &b, "")),
+        ..Default::default()
+    })
+    .await;
     let path = gw.config_path();
     let original = std::fs::read_to_string(&path).unwrap();
     // A broken file is rejected whole: the old config keeps serving.
     common::write_file(&path, &format!("{original}\nbogus_key: 1\n"));
     gw.signal("HUP");
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(chat(&gw, r#"{"model":"llama-local","messages":[]}"#, &[]).await.status, 200);
+    assert_eq!(
+        chat(&gw, r#"{"model":"llama-local","messages":[]}"#, &[])
+            .await
+            .status,
+        200
+    );
     // A good file with a new model is picked up.
-    let added = original.replace("models:\n", "models:\n  new-model:\n    targets: [ { provider: primary } ]\n");
+    let added = original.replace(
+        "models:\n",
+        "models:\n  new-model:\n    targets: [ { provider: primary } ]\n",
+    );
     common::write_file(&path, &added);
     gw.signal("HUP");
     let mut ok = false;
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if chat(&gw, r#"{"model":"new-model","messages":[]}"#, &[]).await.status == 200 {
+        if chat(&gw, r#"{"model":"new-model","messages":[]}"#, &[])
+            .await
+            .status
+            == 200
+        {
             ok = true;
             break;
         }

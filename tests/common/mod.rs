@@ -10,7 +10,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// A running gateway process, killed on drop.
@@ -28,7 +31,8 @@ pub mod tempdir {
         pub fn new(tag: &str) -> TempDir {
             static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
             let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let p = std::env::temp_dir().join(format!("switchyard-test-{}-{tag}-{n}", std::process::id()));
+            let p = std::env::temp_dir()
+                .join(format!("switchyard-test-{}-{tag}-{n}", std::process::id()));
             let _ = std::fs::remove_dir_all(&p);
             std::fs::create_dir_all(&p).expect("tempdir");
             TempDir(p)
@@ -53,7 +57,11 @@ pub struct Launch<'a> {
 
 impl Default for Launch<'_> {
     fn default() -> Self {
-        Launch { env: vec![], config: None, args: vec![] }
+        Launch {
+            env: vec![],
+            config: None,
+            args: vec![],
+        }
     }
 }
 
@@ -94,9 +102,15 @@ impl Gateway {
         }
         cmd.args(&launch.args);
         let logf = std::fs::File::create(&log).expect("log file");
-        cmd.stdout(Stdio::from(logf.try_clone().expect("log"))).stderr(Stdio::from(logf));
+        cmd.stdout(Stdio::from(logf.try_clone().expect("log")))
+            .stderr(Stdio::from(logf));
         let child = cmd.spawn().expect("spawn switchyard");
-        Gateway { child, port, dir, log }
+        Gateway {
+            child,
+            port,
+            dir,
+            log,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -125,17 +139,24 @@ impl Gateway {
     }
 
     pub fn signal(&self, sig: &str) {
-        let _ = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status();
     }
 
     pub async fn post_json(&self, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
         let mut h = vec![("content-type", "application/json")];
         h.extend_from_slice(headers);
-        request(self.addr(), "POST", path, &h, body.as_bytes()).await.expect("request")
+        request(self.addr(), "POST", path, &h, body.as_bytes())
+            .await
+            .expect("request")
     }
 
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
-        request(self.addr(), "GET", path, headers, b"").await.expect("request")
+        request(self.addr(), "GET", path, headers, b"")
+            .await
+            .expect("request")
     }
 }
 
@@ -158,10 +179,14 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -169,7 +194,13 @@ impl Response {
 }
 
 /// One HTTP/1.1 request on a fresh connection (`Connection: close`).
-pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Response> {
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
     let started = Instant::now();
     let mut s = TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
@@ -182,7 +213,8 @@ pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&st
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).await?;
-    s.write_all(body).await?;
+    // A server may answer (413, 401) and close before the upload ends: still read its answer.
+    let _ = s.write_all(body).await;
     read_response(&mut s, started).await
 }
 
@@ -195,18 +227,30 @@ pub async fn read_response(s: &mut TcpStream, started: Instant) -> std::io::Resu
         let mut chunk = [0u8; 8192];
         let n = s.read(&mut chunk).await?;
         if n == 0 {
-            return Err(std::io::Error::other(format!("closed before headers: {:?}", String::from_utf8_lossy(&buf))));
+            return Err(std::io::Error::other(format!(
+                "closed before headers: {:?}",
+                String::from_utf8_lossy(&buf)
+            )));
         }
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
     let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
         .collect();
     let mut raw = buf[header_end + 4..].to_vec();
-    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
     let mut arrivals = Vec::new();
     if !raw.is_empty() {
         arrivals.push((started.elapsed(), raw.clone()));
@@ -225,14 +269,28 @@ pub async fn read_response(s: &mut TcpStream, started: Instant) -> std::io::Resu
         raw.extend_from_slice(&chunk[..n]);
     }
     let body = if chunked { dechunk(&raw) } else { raw };
-    Ok(Response { status, headers, body, arrivals })
+    Ok(Response {
+        status,
+        headers,
+        body,
+        arrivals,
+    })
 }
 
 /// Decode a chunked body, tolerating a missing terminator (a cut stream).
 pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = memchr::memmem::find(b, b"\r\n") {
-        let Ok(size) = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).split(';').next().unwrap_or("").trim(), 16) else { break };
+        let Ok(size) = usize::from_str_radix(
+            String::from_utf8_lossy(&b[..eol])
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim(),
+            16,
+        ) else {
+            break;
+        };
         if size == 0 {
             break;
         }

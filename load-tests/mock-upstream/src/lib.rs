@@ -35,7 +35,10 @@ pub struct Seen {
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -61,7 +64,9 @@ impl Mock {
         let (h, s, name) = (hits.clone(), seen.clone(), id.to_string());
         tokio::spawn(async move {
             loop {
-                let Ok((sock, _)) = listener.accept().await else { continue };
+                let Ok((sock, _)) = listener.accept().await else {
+                    continue;
+                };
                 let _ = sock.set_nodelay(true);
                 let (h, s, name) = (h.clone(), s.clone(), name.clone());
                 tokio::spawn(async move {
@@ -69,7 +74,12 @@ impl Mock {
                 });
             }
         });
-        Ok(Mock { addr, id: id.to_string(), hits, seen })
+        Ok(Mock {
+            addr,
+            id: id.to_string(),
+            hits,
+            seen,
+        })
     }
 
     pub fn hits(&self) -> u64 {
@@ -86,10 +96,17 @@ impl Mock {
     }
 }
 
-async fn serve(mut sock: TcpStream, id: &str, hits: &AtomicU64, seen: &Mutex<Vec<Seen>>) -> std::io::Result<()> {
+async fn serve(
+    mut sock: TcpStream,
+    id: &str,
+    hits: &AtomicU64,
+    seen: &Mutex<Vec<Seen>>,
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(8192);
     loop {
-        let Some(req) = read_request(&mut sock, &mut buf).await? else { return Ok(()) };
+        let Some(req) = read_request(&mut sock, &mut buf).await? else {
+            return Ok(());
+        };
         hits.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut s) = seen.lock() {
             // Keep only small bodies in memory; big ones are proven by length + hash.
@@ -128,7 +145,10 @@ async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Resul
     let method = parts.next().unwrap_or("").to_string();
     let path = parts.next().unwrap_or("").to_string();
     let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
         .collect();
     buf.drain(..header_end + 4);
     let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
@@ -147,7 +167,12 @@ async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Resul
     } else {
         Vec::new()
     };
-    Ok(Some(Seen { method, path, headers, body }))
+    Ok(Some(Seen {
+        method,
+        path,
+        headers,
+        body,
+    }))
 }
 
 async fn read_chunked(sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
@@ -159,8 +184,15 @@ async fn read_chunked(sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Resul
             }
             fill(sock, buf).await?;
         };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&buf[..line_end]).split(';').next().unwrap_or("0").trim(), 16)
-            .map_err(|_| std::io::Error::other("bad chunk size"))?;
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&buf[..line_end])
+                .split(';')
+                .next()
+                .unwrap_or("0")
+                .trim(),
+            16,
+        )
+        .map_err(|_| std::io::Error::other("bad chunk size"))?;
         buf.drain(..line_end + 2);
         while buf.len() < size + 2 {
             fill(sock, buf).await?;
@@ -187,7 +219,11 @@ async fn fill(sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
 fn json_str_field<'a>(body: &'a str, field: &str) -> Option<&'a str> {
     let key = format!("\"{field}\"");
     let at = body.find(&key)? + key.len();
-    let rest = body[at..].trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let rest = body[at..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
     rest.find('"').map(|end| &rest[..end])
 }
 
@@ -195,9 +231,13 @@ fn json_str_field<'a>(body: &'a str, field: &str) -> Option<&'a str> {
 async fn respond(sock: &mut TcpStream, id: &str, req: &Seen) -> std::io::Result<bool> {
     let behaviour = req.header("x-mock").unwrap_or("").to_string();
     let body_text = String::from_utf8_lossy(&req.body[..req.body.len().min(1 << 20)]).to_string();
-    let model = json_str_field(&body_text, "model").unwrap_or("mock-model").to_string();
-    let wants_stream = body_text.contains("\"stream\":true") || body_text.contains("\"stream\": true");
-    let wants_usage = body_text.contains("\"include_usage\":true") || body_text.contains("\"include_usage\": true");
+    let model = json_str_field(&body_text, "model")
+        .unwrap_or("mock-model")
+        .to_string();
+    let wants_stream =
+        body_text.contains("\"stream\":true") || body_text.contains("\"stream\": true");
+    let wants_usage = body_text.contains("\"include_usage\":true")
+        || body_text.contains("\"include_usage\": true");
     let sha = hex::encode(Sha256::digest(&req.body));
     let mut common = format!(
         "x-mock-id: {id}\r\nx-mock-path: {}\r\nx-mock-auth: {}\r\nx-mock-body-len: {}\r\nx-mock-body-sha256: {sha}\r\n",
@@ -222,7 +262,9 @@ async fn respond(sock: &mut TcpStream, id: &str, req: &Seen) -> std::io::Result<
             } else {
                 (
                     "application/json",
-                    format!(r#"{{"error":{{"message":"mock {id} answered {code}","type":"mock_error","param":null,"code":"mock_{code}"}}}}"#),
+                    format!(
+                        r#"{{"error":{{"message":"mock {id} answered {code}","type":"mock_error","param":null,"code":"mock_{code}"}}}}"#
+                    ),
                 )
             };
             write_whole(sock, code, ctype, &common, body.as_bytes()).await?;
@@ -237,13 +279,22 @@ async fn respond(sock: &mut TcpStream, id: &str, req: &Seen) -> std::io::Result<
         _ if wants_stream => stream(sock, id, &common, &model, 3, 0, wants_usage, false).await,
         _ => {
             let body = if req.path.ends_with("/embeddings") {
-                format!(r#"{{"object":"list","data":[{{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}}],"model":"{model}","usage":{{"prompt_tokens":4,"total_tokens":4}}}}"#)
+                format!(
+                    r#"{{"object":"list","data":[{{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}}],"model":"{model}","usage":{{"prompt_tokens":4,"total_tokens":4}}}}"#
+                )
             } else if req.path.ends_with("/models") {
-                format!(r#"{{"object":"list","data":[{{"id":"mock-{id}-model","object":"model","owned_by":"mock"}}]}}"#)
-            } else if req.path.ends_with("/completions") && !req.path.ends_with("/chat/completions") {
-                format!(r#"{{"id":"cmpl-{id}","object":"text_completion","created":1700000000,"model":"{model}","choices":[{{"text":"hello","index":0,"logprobs":null,"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}}}"#)
+                format!(
+                    r#"{{"object":"list","data":[{{"id":"mock-{id}-model","object":"model","owned_by":"mock"}}]}}"#
+                )
+            } else if req.path.ends_with("/completions") && !req.path.ends_with("/chat/completions")
+            {
+                format!(
+                    r#"{{"id":"cmpl-{id}","object":"text_completion","created":1700000000,"model":"{model}","choices":[{{"text":"hello","index":0,"logprobs":null,"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}}}"#
+                )
             } else {
-                format!(r#"{{"id":"chatcmpl-{id}","object":"chat.completion","created":1700000000,"model":"{model}","choices":[{{"index":0,"message":{{"role":"assistant","content":"Hello from {id}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14,"prompt_tokens_details":{{"cached_tokens":2}}}}}}"#)
+                format!(
+                    r#"{{"id":"chatcmpl-{id}","object":"chat.completion","created":1700000000,"model":"{model}","choices":[{{"index":0,"message":{{"role":"assistant","content":"Hello from {id}"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14,"prompt_tokens_details":{{"cached_tokens":2}}}}}}"#
+                )
             };
             write_whole(sock, 200, "application/json", &common, body.as_bytes()).await?;
             Ok(true)
@@ -251,7 +302,13 @@ async fn respond(sock: &mut TcpStream, id: &str, req: &Seen) -> std::io::Result<
     }
 }
 
-async fn write_whole(sock: &mut TcpStream, code: u16, ctype: &str, extra: &str, body: &[u8]) -> std::io::Result<()> {
+async fn write_whole(
+    sock: &mut TcpStream,
+    code: u16,
+    ctype: &str,
+    extra: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {code} {}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\n{extra}\r\n",
         reason(code),
