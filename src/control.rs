@@ -144,54 +144,96 @@ async fn discover(gw: &Gateway, p: &crate::gateway::ProviderRuntime) {
     if !p.provider.discover_models {
         return;
     }
-    let Some(picked) = p.pool.pick(&[]) else {
-        return;
-    };
-    if picked.endpoint.tls {
-        return; // self-hosted fleets speak plain HTTP; TLS discovery is not needed yet
-    }
+    // Ask each endpoint in turn (healthy first) until one answers: a dead member of the
+    // fleet must not hide the models of the others.
+    let mut endpoints = p.pool.resolved();
+    endpoints.sort_by_key(|(_, up)| !*up);
     let path = format!("{}/models", p.provider.base_path);
-    let host = crate::providers::host_header(&picked.endpoint);
-    match tokio::time::timeout(Duration::from_secs(2), http_get(picked.addr, &host, &path)).await {
-        Ok(Ok(body)) => {
-            #[derive(serde::Deserialize)]
-            struct List {
-                data: Vec<Item>,
-            }
-            #[derive(serde::Deserialize)]
-            struct Item {
-                id: String,
-            }
-            if let Ok(list) = serde_json::from_slice::<List>(&body) {
-                gw.set_discovered(
-                    &p.provider.id,
-                    list.data.into_iter().map(|i| i.id).collect(),
-                );
-            }
+    for (addr, _) in endpoints {
+        let Some(ep) = p.pool.endpoint_for(addr) else {
+            continue;
+        };
+        if ep.tls {
+            continue; // self-hosted fleets speak plain HTTP; TLS discovery is not needed yet
         }
-        Ok(Err(e)) => log::debug!("model discovery on {}: {e}", p.provider.id),
-        Err(_) => log::debug!("model discovery on {} timed out", p.provider.id),
+        let host = crate::providers::host_header(&ep);
+        match tokio::time::timeout(Duration::from_secs(2), http_get(addr, &host, &path)).await {
+            Ok(Ok(body)) => {
+                #[derive(serde::Deserialize)]
+                struct List {
+                    data: Vec<Item>,
+                }
+                #[derive(serde::Deserialize)]
+                struct Item {
+                    id: String,
+                }
+                if let Ok(list) = serde_json::from_slice::<List>(&body) {
+                    gw.set_discovered(
+                        &p.provider.id,
+                        list.data.into_iter().map(|i| i.id).collect(),
+                    );
+                    return;
+                }
+            }
+            Ok(Err(e)) => log::debug!("model discovery on {} ({addr}): {e}", p.provider.id),
+            Err(_) => log::debug!("model discovery on {} ({addr}) timed out", p.provider.id),
+        }
     }
 }
 
-/// A minimal HTTP/1.1 GET for discovery (off the request path; plain HTTP only).
+/// A minimal HTTP/1.1 GET for discovery (off the request path; plain HTTP only). Reads the
+/// body by `Content-Length` or chunked framing, not until close: servers may keep alive.
 async fn http_get(addr: std::net::SocketAddr, host: &str, path: &str) -> std::io::Result<Vec<u8>> {
+    const MAX: usize = 4 * 1024 * 1024;
     let mut s = tokio::net::TcpStream::connect(addr).await?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await?;
     let mut buf = Vec::new();
-    s.take(4 * 1024 * 1024).read_to_end(&mut buf).await?;
-    let split = memchr::memmem::find(&buf, b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let mut chunk = [0u8; 16384];
+    let split = loop {
+        if let Some(p) = memchr::memmem::find(&buf, b"\r\n\r\n") {
+            break p;
+        }
+        let n = s.read(&mut chunk).await?;
+        if n == 0 || buf.len() > MAX {
+            return Err(std::io::Error::other("no header end"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
     let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
     if !head.starts_with("http/1.1 200") && !head.starts_with("http/1.0 200") {
         return Err(std::io::Error::other("status not 200"));
     }
-    let body = &buf[split + 4..];
-    if head.contains("transfer-encoding: chunked") {
-        return Ok(dechunk(body));
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let chunked = head.contains("transfer-encoding: chunked");
+    let mut body = buf[split + 4..].to_vec();
+    loop {
+        let complete = match length {
+            Some(n) => body.len() >= n,
+            None if chunked => {
+                memchr::memmem::find(&body, b"\r\n0\r\n").is_some() || body.starts_with(b"0\r\n")
+            }
+            None => false,
+        };
+        if complete || body.len() > MAX {
+            break;
+        }
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
     }
-    Ok(body.to_vec())
+    if chunked {
+        return Ok(dechunk(&body));
+    }
+    if let Some(n) = length {
+        body.truncate(n);
+    }
+    Ok(body)
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {

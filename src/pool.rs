@@ -23,6 +23,12 @@ pub const EJECT_AFTER: u32 = 3;
 /// How long an ejected endpoint sits out before it is tried again.
 pub const EJECT_FOR: Duration = Duration::from_secs(15);
 
+/// Failed active checks that mark an endpoint down. One: the first check runs before the
+/// gateway accepts traffic, so a dead endpoint is never handed a request at start; a single
+/// transient failure costs that endpoint one check interval, while passive ejection and
+/// per-request failover absorb the rest.
+pub const HEALTH_FAILURES: usize = 1;
+
 /// Which configured endpoint a resolved backend belongs to (kept in `Backend::ext`).
 #[derive(Debug, Clone, Copy)]
 pub struct EndpointIndex(pub usize);
@@ -64,14 +70,14 @@ impl Pool {
                 if let Ok(uri) = path.parse() {
                     check.req.set_uri(uri);
                 }
-                check.consecutive_failure = 2;
+                check.consecutive_failure = HEALTH_FAILURES;
                 check.peer_template.options.connection_timeout = Some(hc.timeout);
                 check.peer_template.options.read_timeout = Some(hc.timeout);
                 lb.set_health_check(Box::new(check));
             }
             _ => {
                 let mut check = TcpHealthCheck::new();
-                check.consecutive_failure = 2;
+                check.consecutive_failure = HEALTH_FAILURES;
                 check.peer_template.options.connection_timeout = Some(hc.timeout);
                 lb.set_health_check(check);
             }
@@ -123,6 +129,14 @@ impl Pool {
             .iter()
             .filter_map(|b| b.addr.as_inet().map(|a| (*a, self.lb.backends().ready(b))))
             .collect()
+    }
+
+    /// The configured endpoint a resolved address belongs to.
+    pub fn endpoint_for(&self, addr: SocketAddr) -> Option<Endpoint> {
+        let backends = self.lb.backends().get_backend();
+        let b = backends.iter().find(|b| b.addr.as_inet() == Some(&addr))?;
+        let idx = b.ext.get::<EndpointIndex>().map(|i| i.0).unwrap_or(0);
+        self.endpoints.get(idx).cloned()
     }
 
     /// How many endpoints could serve a request now.

@@ -119,7 +119,10 @@ async fn serve(
                 s.remove(0);
             }
         }
-        if !respond(&mut sock, id, &req).await? {
+        let close = req
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        if !respond(&mut sock, id, &req).await? || close {
             return Ok(());
         }
     }
