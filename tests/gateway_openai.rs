@@ -605,3 +605,99 @@ async fn sighup_reloads_and_keeps_the_last_good_config() {
     }
     assert!(ok, "reload not applied; log:\n{}", gw.logs());
 }
+
+#[tokio::test]
+async fn weights_split_traffic_and_lower_tiers_catch_failures() {
+    let a = Mock::start("a").await.unwrap();
+    let b = Mock::start("b").await.unwrap();
+    let c = Mock::start("c").await.unwrap();
+    let dead = common::free_port();
+    let cfg = format!(
+        r#"
+listen: ["127.0.0.1:{{PORT}}"]
+providers:
+  pa: {{ type: openai, base_url: "{}", api_key: k }}
+  pb: {{ type: openai, base_url: "{}", api_key: k }}
+  pc: {{ type: openai, base_url: "{}", api_key: k }}
+  gone: {{ type: openai, base_url: "http://127.0.0.1:{dead}/v1", api_key: k }}
+models:
+  weighted:
+    targets: [ {{ provider: pa, weight: 3 }}, {{ provider: pb, weight: 1 }}, {{ provider: pc, priority: 1 }} ]
+  tiered:
+    targets: [ {{ provider: gone }}, {{ provider: pc, priority: 1 }} ]
+"#,
+        a.base_url(),
+        b.base_url(),
+        c.base_url()
+    );
+    let gw = Gateway::start(Launch {
+        config: Some(cfg),
+        ..Default::default()
+    })
+    .await;
+    for _ in 0..8 {
+        let r = gw
+            .post_json(
+                "/v1/chat/completions",
+                &[],
+                r#"{"model":"weighted","messages":[]}"#,
+            )
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(
+        (a.hits(), b.hits(), c.hits()),
+        (6, 2, 0),
+        "weights 3:1, fallback tier untouched"
+    );
+    let r = gw
+        .post_json(
+            "/v1/chat/completions",
+            &[],
+            r#"{"model":"tiered","messages":[]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-mock-id"), Some("c"));
+}
+
+#[tokio::test]
+async fn usage_is_recorded_when_the_client_leaves_mid_stream() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mock = Mock::start("leave").await.unwrap();
+    let gw = zero_config(&mock).await;
+    let body =
+        r#"{"model":"openai/m","stream":true,"messages":[{"role":"user","content":"12345678"}]}"#;
+    let mut s = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    let req = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {KEY}\r\nx-request-id: leaver-1\r\nx-mock: sse:50:100\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    while String::from_utf8_lossy(&got).matches("tok").count() < 3 {
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    drop(s); // the client goes away after three tokens
+    let mut line = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        line = gw
+            .logs()
+            .lines()
+            .find(|l| l.contains(r#""request_id":"leaver-1""#))
+            .map(str::to_string);
+        if line.is_some() {
+            break;
+        }
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&line.expect("access log line after disconnect")).unwrap();
+    assert_eq!(v["usage_estimated"], true, "{v}");
+    let out = v["output_tokens"].as_u64().unwrap();
+    assert!((3..50).contains(&out), "{v}");
+    assert!(v["input_tokens"].as_u64().unwrap() > 0);
+}
