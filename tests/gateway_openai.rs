@@ -356,7 +356,7 @@ async fn failover_on_5xx_429_and_refused_connections() {
         assert!(r.json()["error"]["message"].is_string());
     }
     // A target that is down: the request still succeeds on the other one.
-    let dead_port = common::free_port();
+    let dead_port = common::DEAD_PORT;
     let cfg = two_provider_config(&a, &b, "")
         .replace(&a.base_url(), &format!("http://127.0.0.1:{dead_port}/v1"));
     let gw2 = Gateway::start(Launch {
@@ -611,7 +611,7 @@ async fn weights_split_traffic_and_lower_tiers_catch_failures() {
     let a = Mock::start("a").await.unwrap();
     let b = Mock::start("b").await.unwrap();
     let c = Mock::start("c").await.unwrap();
-    let dead = common::free_port();
+    let dead = common::DEAD_PORT;
     let cfg = format!(
         r#"
 listen: ["127.0.0.1:{{PORT}}"]

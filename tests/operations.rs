@@ -101,7 +101,7 @@ async fn sigterm_lets_a_stream_in_flight_finish() {
 #[tokio::test]
 async fn vllm_fleet_from_env_is_health_checked_and_its_models_discovered() {
     let a = Mock::start("gpu-a").await.unwrap();
-    let dead = common::free_port();
+    let dead = common::DEAD_PORT;
     let gw = Gateway::start(Launch {
         env: vec![("VLLM_ENDPOINTS", format!("{},127.0.0.1:{dead}", a.addr))],
         ..Default::default()
@@ -158,7 +158,7 @@ async fn vllm_fleet_from_env_is_health_checked_and_its_models_discovered() {
 
 #[tokio::test]
 async fn no_healthy_endpoint_is_503() {
-    let dead = common::free_port();
+    let dead = common::DEAD_PORT;
     let gw = Gateway::start(Launch {
         env: vec![("VLLM_ENDPOINTS", format!("127.0.0.1:{dead}"))],
         ..Default::default()

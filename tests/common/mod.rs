@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// A loopback port nothing listens on: port 1 (tcpmux) is never bound here, so a connect is
+/// refused at once. (A port from `free_port` can be taken by a parallel test's mock.)
+pub const DEAD_PORT: u16 = 1;
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -67,10 +71,40 @@ impl Default for Launch<'_> {
 
 impl Gateway {
     /// Start and wait until `/healthz` answers (or panic after 15 s).
+    /// A port race with a parallel test makes the process exit at bind: then start again
+    /// on another port.
     pub async fn start(launch: Launch<'_>) -> Gateway {
-        let g = Self::spawn(launch);
-        g.wait_ready().await;
-        g
+        for _ in 0..3 {
+            let mut g = Self::spawn(Launch {
+                env: launch.env.clone(),
+                config: launch.config.clone(),
+                args: launch.args.clone(),
+            });
+            if g.wait_ready_or_exit().await {
+                return g;
+            }
+            let _ = g.child.wait();
+        }
+        panic!("gateway did not start three times");
+    }
+
+    /// Ready: true. The process exited first: false.
+    async fn wait_ready_or_exit(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if let Ok(r) = request(self.addr(), "GET", "/healthz", &[], b"").await {
+                if r.status == 200 {
+                    // Make sure it is our process that answered, not a neighbour's.
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    return self.child.try_wait().ok().flatten().is_none();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("gateway did not become ready; log:\n{}", self.logs());
     }
 
     pub fn spawn(launch: Launch<'_>) -> Gateway {

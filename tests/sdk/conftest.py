@@ -138,7 +138,9 @@ class Gateway:
         self.name = name
         self.dir = workdir / name
         self.dir.mkdir()
-        self.dead_port = free_port()  # nothing listens there: connect is refused
+        # Port 1 (tcpmux): nothing listens there, so a connect is refused at once. A port
+        # from free_port() could be taken by a mock started later.
+        self.dead_port = 1
         self.config_path = self.dir / "switchyard.yaml"
         self.log = self.dir / "gateway.stderr.log"
         last_err = ""
