@@ -331,8 +331,8 @@ models:
     )
 }
 
-#[tokio::test]
-async fn failover_on_5xx_429_and_refused_connections() {
+/// Two mocks (`a`, `b`) behind a gateway running `two_provider_config`.
+async fn two_providers() -> (Mock, Mock, Gateway) {
     let a = Mock::start("a").await.unwrap();
     let b = Mock::start("b").await.unwrap();
     let gw = Gateway::start(Launch {
@@ -340,6 +340,12 @@ async fn failover_on_5xx_429_and_refused_connections() {
         ..Default::default()
     })
     .await;
+    (a, b, gw)
+}
+
+#[tokio::test]
+async fn failover_on_5xx_429_and_refused_connections() {
+    let (a, b, gw) = two_providers().await;
     let body = r#"{"model":"gpt-4o-mini","messages":[]}"#;
     // Round-robin leads alternate; a failing leader hands over to the other target.
     for behaviour in ["status:500", "status:503", "status:429", "reset"] {
@@ -376,13 +382,7 @@ async fn failover_on_5xx_429_and_refused_connections() {
 
 #[tokio::test]
 async fn stalled_upstream_times_out_with_504() {
-    let a = Mock::start("slow").await.unwrap();
-    let b = Mock::start("other").await.unwrap();
-    let gw = Gateway::start(Launch {
-        config: Some(two_provider_config(&a, &b, "")),
-        ..Default::default()
-    })
-    .await;
+    let (_a, _b, gw) = two_providers().await;
     let t = std::time::Instant::now();
     let r = chat(
         &gw,
@@ -396,13 +396,7 @@ async fn stalled_upstream_times_out_with_504() {
 
 #[tokio::test]
 async fn allow_lists_and_model_listing() {
-    let a = Mock::start("a").await.unwrap();
-    let b = Mock::start("b").await.unwrap();
-    let gw = Gateway::start(Launch {
-        config: Some(two_provider_config(&a, &b, "")),
-        ..Default::default()
-    })
-    .await;
+    let (_a, _b, gw) = two_providers().await;
     let team = [("authorization", "Bearer sk-team-a")];
     let r = gw
         .post_json(
@@ -446,13 +440,7 @@ async fn allow_lists_and_model_listing() {
 
 #[tokio::test]
 async fn oversized_body_is_413_before_any_upstream() {
-    let a = Mock::start("a").await.unwrap();
-    let b = Mock::start("b").await.unwrap();
-    let gw = Gateway::start(Launch {
-        config: Some(two_provider_config(&a, &b, "")),
-        ..Default::default()
-    })
-    .await;
+    let (a, b, gw) = two_providers().await;
     let body = format!(
         r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"{}"}}]}}"#,
         "y".repeat(3 << 20)
@@ -464,13 +452,7 @@ async fn oversized_body_is_413_before_any_upstream() {
 
 #[tokio::test]
 async fn header_and_prefix_addressing() {
-    let a = Mock::start("a").await.unwrap();
-    let b = Mock::start("b").await.unwrap();
-    let gw = Gateway::start(Launch {
-        config: Some(two_provider_config(&a, &b, "")),
-        ..Default::default()
-    })
-    .await;
+    let (a, _b, gw) = two_providers().await;
     // x-ai-eg-model overrides the body's model.
     let r = chat(
         &gw,
@@ -565,13 +547,7 @@ async fn metrics_and_health() {
 
 #[tokio::test]
 async fn sighup_reloads_and_keeps_the_last_good_config() {
-    let a = Mock::start("a").await.unwrap();
-    let b = Mock::start("b").await.unwrap();
-    let gw = Gateway::start(Launch {
-        config: Some(two_provider_config(&a, &b, "")),
-        ..Default::default()
-    })
-    .await;
+    let (_a, _b, gw) = two_providers().await;
     let path = gw.config_path();
     let original = std::fs::read_to_string(&path).unwrap();
     // A broken file is rejected whole: the old config keeps serving.
