@@ -234,3 +234,71 @@ impl ServiceDiscovery for DnsDiscovery {
         Ok((set, HashMap::new()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Balance, Dialect, HealthCheck};
+
+    fn provider(ports: &[u16]) -> Provider {
+        Provider {
+            id: "fleet".into(),
+            dialect: Dialect::OpenAi,
+            endpoints: ports
+                .iter()
+                .map(|p| Endpoint {
+                    host: "127.0.0.1".into(),
+                    port: *p,
+                    tls: false,
+                })
+                .collect(),
+            base_path: "/v1".into(),
+            api_key: None,
+            balance: Balance::RoundRobin,
+            health_check: HealthCheck {
+                path: None,
+                interval: Duration::from_secs(5),
+                timeout: Duration::from_secs(1),
+            },
+            api_version: None,
+            region: None,
+            discover_models: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn failing_endpoint_is_ejected_then_comes_back_as_last_resort() {
+        let pool = Pool::new(&provider(&[7001, 7002]));
+        pool.lb.update().await.unwrap();
+        let bad: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+        for _ in 0..EJECT_AFTER {
+            pool.record_failure(bad);
+        }
+        for _ in 0..6 {
+            assert_eq!(
+                pool.pick(&[]).unwrap().addr.port(),
+                7002,
+                "ejected endpoint picked"
+            );
+        }
+        // With the healthy one excluded, the ejected one is still tried rather than nothing.
+        let good: SocketAddr = "127.0.0.1:7002".parse().unwrap();
+        assert_eq!(pool.pick(&[good]).unwrap().addr, bad);
+        // A success clears the record.
+        pool.record_success(bad);
+        let ports: std::collections::BTreeSet<u16> = (0..4)
+            .map(|_| pool.pick(&[]).unwrap().addr.port())
+            .collect();
+        assert_eq!(ports.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn pick_maps_back_to_the_configured_endpoint() {
+        let pool = Pool::new(&provider(&[7003]));
+        pool.lb.update().await.unwrap();
+        let picked = pool.pick(&[]).unwrap();
+        assert_eq!(picked.endpoint.port, 7003);
+        assert_eq!(pool.endpoint_for(picked.addr).unwrap().port, 7003);
+        assert!(pool.pick(&[picked.addr]).is_none());
+    }
+}
