@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# switchyard's load rig: switchyard against the plain-proxy limit (nginx), a bare Pingora proxy,
+# LiteLLM, and the mock upstream called directly, all in one run, same mock, same load.
+#
+#   bash load-tests/run.sh            # DUR=10 seconds per measurement by default
+#   DUR=5 SKIP_LITELLM=1 bash load-tests/run.sh
+#
+# Builds in release mode, starts everything on 127.0.0.1, runs each scenario for a fixed time,
+# stops everything it started, prints the table and writes load-tests/RESULTS.md.
+#
+# Pinning (2-core machine): the proxy under test runs alone on CPU 1 (one worker: nginx
+# worker_processes 1, switchyard/Pingora threads 1, LiteLLM num_workers 1); the load generator
+# and the mock upstream share CPU 0. Only one proxy is under load at a time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+DUR=${DUR:-10}
+OUT=$ROOT/load-tests/out
+TOOLS=$ROOT/load-tests/.tools
+OHA_VERSION=1.16.0
+LITELLM_VERSION=1.109.1
+UV_VERSION=0.9.7
+mkdir -p "$OUT" "$TOOLS"
+rm -f "$OUT"/*.log "$OUT"/results.tsv
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- tools
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  log "installing wrk and nginx (Debian)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
+fi
+if [ ! -x "$TOOLS/bin/oha" ]; then
+  log "installing oha $OHA_VERSION from crates.io"
+  cargo install -q oha --version "$OHA_VERSION" --locked --root "$TOOLS"
+fi
+OHA=$TOOLS/bin/oha
+if [ -z "${SKIP_LITELLM:-}" ] && [ ! -x "$TOOLS/litellm-venv/bin/litellm" ]; then
+  log "installing litellm[proxy] $LITELLM_VERSION (uv $UV_VERSION)"
+  python3 -m venv "$TOOLS/litellm-venv"
+  "$TOOLS/litellm-venv/bin/pip" install -q --disable-pip-version-check "uv==$UV_VERSION"
+  "$TOOLS/litellm-venv/bin/uv" pip install -q --python "$TOOLS/litellm-venv/bin/python" "litellm[proxy]==$LITELLM_VERSION"
+fi
+
+log "building (release)"
+cargo build -q --release --workspace --bins
+cargo build -q --release --example bare_proxy
+ulimit -n 65536 || true
+
+NCPU=$(nproc)
+if [ "$NCPU" -ge 2 ]; then LOAD_CPU=0; PROXY_CPU=1; else LOAD_CPU=0; PROXY_CPU=0; fi
+pin_load() { taskset -c "$LOAD_CPU" "$@"; }
+pin_proxy() { taskset -c "$PROXY_CPU" "$@"; }
+
+MOCK=19301; NGINX=19302; SY=19303; BARE=19304; LITELLM=19305; SYMIN=19306
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$OUT/nginx.pid" ] && kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+wait_http() { # url [tries]
+  for _ in $(seq "${2:-100}"); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "not up: $1" >&2; return 1
+}
+
+# ---------------------------------------------------------------- services
+log "starting mock upstream, nginx, switchyard, bare pingora, litellm"
+pin_load "$ROOT/target/release/mock-upstream" "127.0.0.1:$MOCK" mock >"$OUT/mock.log" 2>&1 &
+PIDS+=($!)
+
+cat >"$OUT/nginx.conf" <<EOF
+worker_processes 1;
+pid $OUT/nginx.pid;
+error_log $OUT/nginx-error.log warn;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  client_max_body_size 64m;
+  client_body_buffer_size 2m;
+  upstream mock { server 127.0.0.1:$MOCK; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NGINX backlog=4096;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+      proxy_read_timeout 120s;
+    }
+  }
+}
+EOF
+pin_proxy nginx -c "$OUT/nginx.conf" -e "$OUT/nginx-error.log"
+
+# The realistic configuration (scenario 5): gateway keys with an allow-list, a configured
+# model routed to a fleet target that renames it (body rewrite), usage counting, metrics,
+# an access log written to a file, health checks.
+cat >"$OUT/switchyard.yaml" <<EOF
+listen: ["127.0.0.1:$SY"]
+server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s, pid_file: $OUT/sy.pid, upgrade_sock: $OUT/sy.sock }
+access_log: $OUT/access.log
+auth:
+  keys:
+    - { name: load, key: sk-load, models: ["gpt-4o*"] }
+providers:
+  fleet:
+    type: openai
+    endpoints: ["127.0.0.1:$MOCK"]
+    health_check: { path: /v1/models, interval: 5s, timeout: 1s }
+models:
+  gpt-4o-mini:
+    targets: [ { provider: fleet, model: mock-model } ]
+EOF
+RUST_LOG=warn pin_proxy "$ROOT/target/release/switchyard" --config "$OUT/switchyard.yaml" >"$OUT/switchyard.log" 2>&1 &
+SY_PID=$!; PIDS+=($SY_PID)
+
+# A stripped configuration for comparison: open gateway, provider/model addressing, access log off.
+cat >"$OUT/switchyard-min.yaml" <<EOF
+listen: ["127.0.0.1:$SYMIN"]
+server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s, pid_file: $OUT/symin.pid, upgrade_sock: $OUT/symin.sock }
+access_log: /dev/null
+providers:
+  fleet: { type: openai, endpoints: ["127.0.0.1:$MOCK"] }
+EOF
+RUST_LOG=warn pin_proxy "$ROOT/target/release/switchyard" --config "$OUT/switchyard-min.yaml" >"$OUT/switchyard-min.log" 2>&1 &
+PIDS+=($!)
+
+pin_proxy "$ROOT/target/release/examples/bare_proxy" "127.0.0.1:$BARE" "127.0.0.1:$MOCK" >"$OUT/bare.log" 2>&1 &
+PIDS+=($!)
+
+if [ -z "${SKIP_LITELLM:-}" ]; then
+  cat >"$OUT/litellm.yaml" <<EOF
+model_list:
+  - model_name: gpt-4o-mini
+    litellm_params: { model: openai/gpt-4o-mini, api_base: "http://127.0.0.1:$MOCK/v1", api_key: sk-upstream }
+general_settings: { master_key: sk-load }
+EOF
+  LITELLM_MASTER_KEY=sk-load LITELLM_LOG=ERROR pin_proxy "$TOOLS/litellm-venv/bin/litellm" --config "$OUT/litellm.yaml" \
+    --host 127.0.0.1 --port "$LITELLM" --num_workers 1 >"$OUT/litellm.log" 2>&1 &
+  PIDS+=($!)
+fi
+
+wait_http "http://127.0.0.1:$MOCK/v1/models"
+wait_http "http://127.0.0.1:$NGINX/v1/models"
+wait_http "http://127.0.0.1:$SY/healthz"
+wait_http "http://127.0.0.1:$SYMIN/healthz"
+wait_http "http://127.0.0.1:$BARE/v1/models"
+[ -z "${SKIP_LITELLM:-}" ] && wait_http "http://127.0.0.1:$LITELLM/health/liveliness" 600
+
+# ---------------------------------------------------------------- measurement helpers
+record() { printf '%s\n' "$*" >>"$OUT/results.tsv"; }
+
+# wrk closed loop: scenario target url model concurrency lua -> rps p50_ms p99_ms
+wrk_run() {
+  local scen=$1 target=$2 url=$3 model=$4 conc=$5 lua=$6
+  local out
+  out=$(MODEL=$model pin_load wrk -t1 -c"$conc" -d"${DUR}s" --latency -s "$lua" "$url" 2>&1)
+  echo "$out" >"$OUT/$scen-$target.wrk.log"
+  local non2xx
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  echo "$out" | awk -v s="$scen" -v t="$target" -v bad="${non2xx:-0}" '
+    function ms(v){ if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+    / 50%/ {p50=ms($2)} / 99%/ {p99=ms($2)} /Requests\/sec/ {rps=$2}
+    END {printf "%s\t%s\t%.0f\t%.3f\t%.3f\t%s\n", s, t, rps, p50, p99, bad}' >>"$OUT/results.tsv"
+}
+
+# oha open loop at a fixed rate: scenario target url model rate
+oha_run() {
+  local scen=$1 target=$2 url=$3 model=$4 rate=$5
+  local body="{\"model\":\"$model\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello in one word.\"}],\"max_tokens\":8}"
+  pin_load "$OHA" --no-tui -z "${DUR}s" -q "$rate" -c 64 --latency-correction --disable-keepalive=false \
+    -m POST -H "content-type: application/json" -H "authorization: Bearer sk-load" -d "$body" \
+    --output-format json "$url" >"$OUT/$scen-$target.oha.json" 2>"$OUT/$scen-$target.oha.err" || true
+  python3 - "$OUT/$scen-$target.oha.json" "$scen" "$target" >>"$OUT/results.tsv" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+s = d["summary"]; p = d["latencyPercentiles"]
+codes = d.get("statusCodeDistribution", {})
+bad = sum(v for k, v in codes.items() if not k.startswith("2"))
+print(f"{sys.argv[2]}\t{sys.argv[3]}\t{s['requestsPerSec']:.0f}\t{p['p50']*1000:.3f}\t{p['p99']*1000:.3f}\t{bad}")
+PY
+}
+
+# RSS sampler: prints the peak VmRSS (KiB) of PID while it runs in the background.
+rss_peak_start() { # pid file
+  ( peak=0; while kill -0 "$1" 2>/dev/null; do
+      r=$(awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0)
+      [ "${r:-0}" -gt "$peak" ] && peak=$r && echo "$peak" >"$2"
+      sleep 0.05; done ) &
+  RSS_SAMPLER=$!
+}
+
+# ---------------------------------------------------------------- scenarios
+CHAT_LUA=$ROOT/load-tests/chat.lua
+BIG_LUA=$ROOT/load-tests/chat-1mib.lua
+D="http://127.0.0.1:$MOCK/v1/chat/completions"
+
+log "scenario 1: small non-streaming chat, 64 connections, ${DUR}s each"
+wrk_run s1 direct "$D" gpt-4o-mini 64 "$CHAT_LUA"
+wrk_run s1 nginx "http://127.0.0.1:$NGINX/v1/chat/completions" gpt-4o-mini 64 "$CHAT_LUA"
+wrk_run s1 pingora-bare "http://127.0.0.1:$BARE/v1/chat/completions" gpt-4o-mini 64 "$CHAT_LUA"
+wrk_run s1 switchyard "http://127.0.0.1:$SY/v1/chat/completions" gpt-4o-mini 64 "$CHAT_LUA"
+wrk_run s1 switchyard-min "http://127.0.0.1:$SYMIN/v1/chat/completions" fleet/gpt-4o-mini 64 "$CHAT_LUA"
+[ -z "${SKIP_LITELLM:-}" ] && wrk_run s1 litellm "http://127.0.0.1:$LITELLM/v1/chat/completions" gpt-4o-mini 64 "$CHAT_LUA"
+
+SY_RPS=$(awk -F'\t' '$1=="s1" && $2=="switchyard" {print $3}' "$OUT/results.tsv")
+RATE=$(( SY_RPS / 2 ))
+log "scenario 2: fixed rate $RATE req/s (half of switchyard's saturation)"
+oha_run s2 direct "$D" gpt-4o-mini "$RATE"
+oha_run s2 nginx "http://127.0.0.1:$NGINX/v1/chat/completions" gpt-4o-mini "$RATE"
+oha_run s2 switchyard "http://127.0.0.1:$SY/v1/chat/completions" gpt-4o-mini "$RATE"
+
+log "scenario 3: 1 MiB request bodies, 8 connections"
+wrk_run s3 direct "$D" gpt-4o-mini 8 "$BIG_LUA"
+wrk_run s3 nginx "http://127.0.0.1:$NGINX/v1/chat/completions" gpt-4o-mini 8 "$BIG_LUA"
+wrk_run s3 switchyard "http://127.0.0.1:$SY/v1/chat/completions" gpt-4o-mini 8 "$BIG_LUA"
+
+STREAMS=${STREAMS:-2000}
+log "scenario 4: $STREAMS concurrent streams, 100 tokens 20 ms apart"
+SL=$ROOT/target/release/streamload
+pin_load "$SL" "$D" "$STREAMS" 100 20 gpt-4o-mini sk-load 1000 >"$OUT/s4-direct.json"
+rss_peak_start "$SY_PID" "$OUT/s4-rss.kib"
+pin_load "$SL" "http://127.0.0.1:$SY/v1/chat/completions" "$STREAMS" 100 20 gpt-4o-mini sk-load 1000 >"$OUT/s4-switchyard.json"
+kill "$RSS_SAMPLER" 2>/dev/null || true
+pin_load "$SL" "http://127.0.0.1:$NGINX/v1/chat/completions" "$STREAMS" 100 20 gpt-4o-mini sk-load 1000 >"$OUT/s4-nginx.json"
+
+# ---------------------------------------------------------------- report
+log "writing load-tests/RESULTS.md"
+python3 "$ROOT/load-tests/report.py" "$OUT" "$DUR" "$LOAD_CPU" "$PROXY_CPU" "$OHA_VERSION" "$LITELLM_VERSION" \
+  >"$ROOT/load-tests/RESULTS.md"
+cat "$ROOT/load-tests/RESULTS.md"
