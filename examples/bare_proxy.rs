@@ -34,6 +34,9 @@ fn main() {
         pid_file: "/tmp/bare.pid".into(),
         upgrade_sock: "/tmp/bare.sock".into(),
         work_stealing: std::env::var("STEAL").is_ok(),
+        // Exit at once on SIGTERM (Pingora otherwise sleeps a 300 s grace period).
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(0),
         ..Default::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);

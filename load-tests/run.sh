@@ -14,14 +14,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-DUR=${DUR:-10}
+DUR=${DUR:-8}
 OUT=$ROOT/load-tests/out
 TOOLS=$ROOT/load-tests/.tools
 OHA_VERSION=1.16.0
-LITELLM_VERSION=1.109.1
+# 1.106.2: the newest litellm[proxy] whose dependencies resolve from the registry mirror
+# here (1.106.10+ need a certifi or litellm-proxy-extras release the mirror lacks).
+LITELLM_VERSION=1.106.2
 UV_VERSION=0.9.7
 mkdir -p "$OUT" "$TOOLS"
-rm -f "$OUT"/*.log "$OUT"/results.tsv
+rm -f "$OUT"/*.log "$OUT"/results.tsv "$OUT"/cpu.tsv "$OUT"/s4-* "$OUT"/s4b-*
 
 log() { printf '== %s\n' "$*" >&2; }
 
@@ -45,17 +47,24 @@ fi
 log "building (release)"
 cargo build -q --release --workspace --bins
 cargo build -q --release --example bare_proxy
-ulimit -n 65536 || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true  # 2,000 streams need ~8,000 descriptors across the processes
 
 NCPU=$(nproc)
 if [ "$NCPU" -ge 2 ]; then LOAD_CPU=0; PROXY_CPU=1; else LOAD_CPU=0; PROXY_CPU=0; fi
+# Foreground helpers only: a backgrounded shell function runs in a subshell, whose $! is not
+# the server's PID, so servers are started with `taskset ... &` directly.
 pin_load() { taskset -c "$LOAD_CPU" "$@"; }
-pin_proxy() { taskset -c "$PROXY_CPU" "$@"; }
 
 MOCK=19301; NGINX=19302; SY=19303; BARE=19304; LITELLM=19305; SYMIN=19306
+for port in $MOCK $NGINX $SY $BARE $LITELLM $SYMIN; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use (a leftover from an interrupted run?): stop it first" >&2; exit 1
+  fi
+done
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]:-}"; do kill "$p" 2>/dev/null || true; done
+  [ -n "${LITELLM_PID:-}" ] && kill -- "-$LITELLM_PID" 2>/dev/null || true
   [ -f "$OUT/nginx.pid" ] && kill "$(cat "$OUT/nginx.pid")" 2>/dev/null || true
   wait 2>/dev/null || true
 }
@@ -67,8 +76,8 @@ wait_http() { # url [tries]
 }
 
 # ---------------------------------------------------------------- services
-log "starting mock upstream, nginx, switchyard, bare pingora, litellm"
-pin_load "$ROOT/target/release/mock-upstream" "127.0.0.1:$MOCK" mock >"$OUT/mock.log" 2>&1 &
+log "starting mock upstream, nginx, switchyard, bare pingora"
+taskset -c "$LOAD_CPU" "$ROOT/target/release/mock-upstream" "127.0.0.1:$MOCK" mock >"$OUT/mock.log" 2>&1 &
 PIDS+=($!)
 
 cat >"$OUT/nginx.conf" <<EOF
@@ -94,7 +103,7 @@ http {
   }
 }
 EOF
-pin_proxy nginx -c "$OUT/nginx.conf" -e "$OUT/nginx-error.log"
+taskset -c "$PROXY_CPU" nginx -c "$OUT/nginx.conf" -e "$OUT/nginx-error.log"
 
 # The realistic configuration (scenario 5): gateway keys with an allow-list, a configured
 # model routed to a fleet target that renames it (body rewrite), usage counting, metrics,
@@ -115,7 +124,7 @@ models:
   gpt-4o-mini:
     targets: [ { provider: fleet, model: mock-model } ]
 EOF
-RUST_LOG=warn pin_proxy "$ROOT/target/release/switchyard" --config "$OUT/switchyard.yaml" >"$OUT/switchyard.log" 2>&1 &
+RUST_LOG=warn taskset -c "$PROXY_CPU" "$ROOT/target/release/switchyard" --config "$OUT/switchyard.yaml" >"$OUT/switchyard.log" 2>&1 &
 SY_PID=$!; PIDS+=($SY_PID)
 
 # A stripped configuration for comparison: open gateway, provider/model addressing, access log off.
@@ -126,40 +135,50 @@ access_log: /dev/null
 providers:
   fleet: { type: openai, endpoints: ["127.0.0.1:$MOCK"] }
 EOF
-RUST_LOG=warn pin_proxy "$ROOT/target/release/switchyard" --config "$OUT/switchyard-min.yaml" >"$OUT/switchyard-min.log" 2>&1 &
-PIDS+=($!)
+RUST_LOG=warn taskset -c "$PROXY_CPU" "$ROOT/target/release/switchyard" --config "$OUT/switchyard-min.yaml" >"$OUT/switchyard-min.log" 2>&1 &
+SYMIN_PID=$!; PIDS+=($SYMIN_PID)
 
-pin_proxy "$ROOT/target/release/examples/bare_proxy" "127.0.0.1:$BARE" "127.0.0.1:$MOCK" >"$OUT/bare.log" 2>&1 &
-PIDS+=($!)
-
-if [ -z "${SKIP_LITELLM:-}" ]; then
-  cat >"$OUT/litellm.yaml" <<EOF
-model_list:
-  - model_name: gpt-4o-mini
-    litellm_params: { model: openai/gpt-4o-mini, api_base: "http://127.0.0.1:$MOCK/v1", api_key: sk-upstream }
-general_settings: { master_key: sk-load }
-EOF
-  LITELLM_MASTER_KEY=sk-load LITELLM_LOG=ERROR pin_proxy "$TOOLS/litellm-venv/bin/litellm" --config "$OUT/litellm.yaml" \
-    --host 127.0.0.1 --port "$LITELLM" --num_workers 1 >"$OUT/litellm.log" 2>&1 &
-  PIDS+=($!)
-fi
+taskset -c "$PROXY_CPU" "$ROOT/target/release/examples/bare_proxy" "127.0.0.1:$BARE" "127.0.0.1:$MOCK" >"$OUT/bare.log" 2>&1 &
+BARE_PID=$!; PIDS+=($BARE_PID)
 
 wait_http "http://127.0.0.1:$MOCK/v1/models"
+NGINX_PID=$(pgrep -P "$(cat "$OUT/nginx.pid")" | head -1)
 wait_http "http://127.0.0.1:$NGINX/v1/models"
 wait_http "http://127.0.0.1:$SY/healthz"
 wait_http "http://127.0.0.1:$SYMIN/healthz"
 wait_http "http://127.0.0.1:$BARE/v1/models"
-[ -z "${SKIP_LITELLM:-}" ] && wait_http "http://127.0.0.1:$LITELLM/health/liveliness" 600
+for pid in $SY_PID $SYMIN_PID $BARE_PID $NGINX_PID; do
+  kill -0 "$pid" 2>/dev/null || { echo "a server exited at start (pid $pid); see $OUT/*.log" >&2; exit 1; }
+done
 
 # ---------------------------------------------------------------- measurement helpers
 record() { printf '%s\n' "$*" >>"$OUT/results.tsv"; }
 
+# CPU ticks (1/100 s) used by a process and its children so far.
+cpu_ticks() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+    total=$(( total + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0) ))
+  done
+  echo "$total"
+}
+pid_of() {
+  case $1 in
+    nginx) echo "$NGINX_PID" ;; switchyard) echo "$SY_PID" ;; switchyard-min) echo "$SYMIN_PID" ;;
+    pingora-bare) echo "$BARE_PID" ;; litellm) echo "${LITELLM_PID:-}" ;; *) echo "" ;;
+  esac
+}
+
 # wrk closed loop: scenario target url model concurrency lua -> rps p50_ms p99_ms
 wrk_run() {
   local scen=$1 target=$2 url=$3 model=$4 conc=$5 lua=$6
-  local out
+  local out pid t0=0 t1=0
+  pid=$(pid_of "$target"); [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
   out=$(MODEL=$model pin_load wrk -t1 -c"$conc" -d"${DUR}s" --latency -s "$lua" "$url" 2>&1)
+  [ -n "$pid" ] && t1=$(cpu_ticks "$pid")
   echo "$out" >"$OUT/$scen-$target.wrk.log"
+  local n; n=$(echo "$out" | awk '/requests in/ {print $1}')
+  [ -n "$pid" ] && [ "${n:-0}" -gt 0 ] && printf '%s\t%s\t%s\n' "$scen" "$target" "$(( (t1 - t0) * 10000 / n ))" >>"$OUT/cpu.tsv"
   local non2xx
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
   echo "$out" | awk -v s="$scen" -v t="$target" -v bad="${non2xx:-0}" '
@@ -172,7 +191,7 @@ wrk_run() {
 oha_run() {
   local scen=$1 target=$2 url=$3 model=$4 rate=$5
   local body="{\"model\":\"$model\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello in one word.\"}],\"max_tokens\":8}"
-  pin_load "$OHA" --no-tui -z "${DUR}s" -q "$rate" -c 64 --latency-correction --disable-keepalive=false \
+  pin_load "$OHA" --no-tui -z "${DUR}s" -q "$rate" -c 64 --latency-correction \
     -m POST -H "content-type: application/json" -H "authorization: Bearer sk-load" -d "$body" \
     --output-format json "$url" >"$OUT/$scen-$target.oha.json" 2>"$OUT/$scen-$target.oha.err" || true
   python3 - "$OUT/$scen-$target.oha.json" "$scen" "$target" >>"$OUT/results.tsv" <<'PY'
@@ -199,19 +218,39 @@ CHAT_LUA=$ROOT/load-tests/chat.lua
 BIG_LUA=$ROOT/load-tests/chat-1mib.lua
 D="http://127.0.0.1:$MOCK/v1/chat/completions"
 
-log "scenario 1: small non-streaming chat, 64 connections, ${DUR}s each"
-wrk_run s1 direct "$D" gpt-4o-mini 64 "$CHAT_LUA"
-wrk_run s1 nginx "http://127.0.0.1:$NGINX/v1/chat/completions" gpt-4o-mini 64 "$CHAT_LUA"
-wrk_run s1 pingora-bare "http://127.0.0.1:$BARE/v1/chat/completions" gpt-4o-mini 64 "$CHAT_LUA"
-wrk_run s1 switchyard "http://127.0.0.1:$SY/v1/chat/completions" gpt-4o-mini 64 "$CHAT_LUA"
-wrk_run s1 switchyard-min "http://127.0.0.1:$SYMIN/v1/chat/completions" fleet/gpt-4o-mini 64 "$CHAT_LUA"
-[ -z "${SKIP_LITELLM:-}" ] && wrk_run s1 litellm "http://127.0.0.1:$LITELLM/v1/chat/completions" gpt-4o-mini 64 "$CHAT_LUA"
+ROUNDS=${ROUNDS:-3}
+log "scenario 1: small non-streaming chat, 64 connections, ${DUR}s each, $ROUNDS interleaved rounds (median reported)"
+for _ in $(seq "$ROUNDS"); do
+  wrk_run s1 direct "$D" gpt-4o-mini 64 "$CHAT_LUA"
+  wrk_run s1 nginx "http://127.0.0.1:$NGINX/v1/chat/completions" gpt-4o-mini 64 "$CHAT_LUA"
+  wrk_run s1 pingora-bare "http://127.0.0.1:$BARE/v1/chat/completions" gpt-4o-mini 64 "$CHAT_LUA"
+  wrk_run s1 switchyard "http://127.0.0.1:$SY/v1/chat/completions" gpt-4o-mini 64 "$CHAT_LUA"
+  wrk_run s1 switchyard-min "http://127.0.0.1:$SYMIN/v1/chat/completions" fleet/gpt-4o-mini 64 "$CHAT_LUA"
+done
+# LiteLLM runs only around its own measurement: even idle, its background tasks take CPU
+# that would disturb the other proxies on the same core. Own process group, to stop its workers.
+if [ -z "${SKIP_LITELLM:-}" ]; then
+  cat >"$OUT/litellm.yaml" <<EOF
+model_list:
+  - model_name: gpt-4o-mini
+    litellm_params: { model: openai/gpt-4o-mini, api_base: "http://127.0.0.1:$MOCK/v1", api_key: sk-upstream }
+general_settings: { master_key: sk-load }
+EOF
+  LITELLM_MASTER_KEY=sk-load LITELLM_LOG=ERROR setsid taskset -c "$PROXY_CPU" "$TOOLS/litellm-venv/bin/litellm" --config "$OUT/litellm.yaml" \
+    --host 127.0.0.1 --port "$LITELLM" --num_workers 1 >"$OUT/litellm.log" 2>&1 &
+  LITELLM_PID=$!
+  wait_http "http://127.0.0.1:$LITELLM/health/liveliness" 900
+  wrk_run s1 litellm "http://127.0.0.1:$LITELLM/v1/chat/completions" gpt-4o-mini 64 "$CHAT_LUA"
+  kill -- "-$LITELLM_PID" 2>/dev/null || true
+  LITELLM_PID=
+fi
 
-SY_RPS=$(awk -F'\t' '$1=="s1" && $2=="switchyard" {print $3}' "$OUT/results.tsv")
+SY_RPS=$(awk -F'\t' '$1=="s1" && $2=="switchyard" {print $3}' "$OUT/results.tsv" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
 RATE=$(( SY_RPS / 2 ))
 log "scenario 2: fixed rate $RATE req/s (half of switchyard's saturation)"
 oha_run s2 direct "$D" gpt-4o-mini "$RATE"
 oha_run s2 nginx "http://127.0.0.1:$NGINX/v1/chat/completions" gpt-4o-mini "$RATE"
+oha_run s2 pingora-bare "http://127.0.0.1:$BARE/v1/chat/completions" gpt-4o-mini "$RATE"
 oha_run s2 switchyard "http://127.0.0.1:$SY/v1/chat/completions" gpt-4o-mini "$RATE"
 
 log "scenario 3: 1 MiB request bodies, 8 connections"
@@ -222,11 +261,27 @@ wrk_run s3 switchyard "http://127.0.0.1:$SY/v1/chat/completions" gpt-4o-mini 8 "
 STREAMS=${STREAMS:-2000}
 log "scenario 4: $STREAMS concurrent streams, 100 tokens 20 ms apart"
 SL=$ROOT/target/release/streamload
-pin_load "$SL" "$D" "$STREAMS" 100 20 gpt-4o-mini sk-load 1000 >"$OUT/s4-direct.json"
+streams_run() { # target url [streams] [scenario]
+  local pid t0=0 t1=0 n=${3:-$STREAMS} scen=${4:-s4}
+  pid=$(pid_of "$1"); [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
+  pin_load "$SL" "$2" "$n" 100 20 gpt-4o-mini sk-load 1000 >"$OUT/$scen-$1.json"
+  [ -n "$pid" ] && t1=$(cpu_ticks "$pid") && \
+    printf '%s\t%s\t%s\n' "$scen" "$1" "$(( (t1 - t0) * 10000 / (n * 100) ))" >>"$OUT/cpu.tsv"
+  return 0
+}
+# 4b: a load one proxy core can carry on this machine, to separate overload from overhead.
+LIGHT=${STREAMS_LIGHT:-300}
+streams_run direct "$D" "$LIGHT" s4b
+streams_run switchyard "http://127.0.0.1:$SY/v1/chat/completions" "$LIGHT" s4b
+streams_run pingora-bare "http://127.0.0.1:$BARE/v1/chat/completions" "$LIGHT" s4b
+streams_run direct "$D"
 rss_peak_start "$SY_PID" "$OUT/s4-rss.kib"
-pin_load "$SL" "http://127.0.0.1:$SY/v1/chat/completions" "$STREAMS" 100 20 gpt-4o-mini sk-load 1000 >"$OUT/s4-switchyard.json"
+streams_run switchyard "http://127.0.0.1:$SY/v1/chat/completions"
 kill "$RSS_SAMPLER" 2>/dev/null || true
-pin_load "$SL" "http://127.0.0.1:$NGINX/v1/chat/completions" "$STREAMS" 100 20 gpt-4o-mini sk-load 1000 >"$OUT/s4-nginx.json"
+streams_run nginx "http://127.0.0.1:$NGINX/v1/chat/completions"
+rss_peak_start "$BARE_PID" "$OUT/s4-rss-bare.kib"
+streams_run pingora-bare "http://127.0.0.1:$BARE/v1/chat/completions"
+kill "$RSS_SAMPLER" 2>/dev/null || true
 
 # ---------------------------------------------------------------- report
 log "writing load-tests/RESULTS.md"

@@ -4,12 +4,6 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use switchyard::server::{self, ProcessFlags};
 
-/// mimalloc instead of glibc malloc: Pingora allocates and frees per-request buffers (64 KiB
-/// body buffers among them) on every request, where glibc's arena consolidation showed up
-/// in profiles. Measured in load-tests/RESULTS.md.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser, Debug)]
 #[command(
     name = "switchyard",

@@ -16,15 +16,27 @@ struct StreamStats {
     tokens: usize,
 }
 
-async fn one(addr: String, path: String, host: String, body: String, key: String, tokens: usize, delay: u64) -> Result<StreamStats, String> {
+async fn one(
+    addr: String,
+    path: String,
+    host: String,
+    body: String,
+    key: String,
+    tokens: usize,
+    delay: u64,
+) -> Result<StreamStats, String> {
     let started = Instant::now();
-    let mut s = TcpStream::connect(&addr).await.map_err(|e| format!("connect: {e}"))?;
+    let mut s = TcpStream::connect(&addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     s.set_nodelay(true).ok();
     let req = format!(
         "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\nauthorization: Bearer {key}\r\nx-mock: sse:{tokens}:{delay}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    s.write_all(req.as_bytes()).await.map_err(|e| format!("write: {e}"))?;
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| format!("write: {e}"))?;
     let mut buf = vec![0u8; 16384];
     let mut seen = 0usize;
     let mut ttft = None;
@@ -63,7 +75,11 @@ async fn one(addr: String, path: String, host: String, body: String, key: String
         }
     }
     match ttft {
-        Some(t) if seen >= tokens => Ok(StreamStats { ttft: t, gaps, tokens: seen }),
+        Some(t) if seen >= tokens => Ok(StreamStats {
+            ttft: t,
+            gaps,
+            tokens: seen,
+        }),
         _ => Err(format!("incomplete stream: {seen}/{tokens} tokens")),
     }
 }
@@ -84,7 +100,10 @@ async fn main() {
         eprintln!("usage: streamload URL STREAMS TOKENS DELAY_MS [MODEL] [KEY] [RAMP_MS]");
         std::process::exit(2);
     }
-    let url = args[1].strip_prefix("http://").unwrap_or(&args[1]).to_string();
+    let url = args[1]
+        .strip_prefix("http://")
+        .unwrap_or(&args[1])
+        .to_string();
     let (addr, path) = match url.find('/') {
         Some(i) => (url[..i].to_string(), url[i..].to_string()),
         None => (url.clone(), "/v1/chat/completions".to_string()),
@@ -95,7 +114,9 @@ async fn main() {
     let model = args.get(5).cloned().unwrap_or_else(|| "gpt-4o-mini".into());
     let key = args.get(6).cloned().unwrap_or_else(|| "sk-load".into());
     let ramp: u64 = args.get(7).and_then(|r| r.parse().ok()).unwrap_or(1000);
-    let body = format!(r#"{{"model":"{model}","stream":true,"messages":[{{"role":"user","content":"Count."}}]}}"#);
+    let body = format!(
+        r#"{{"model":"{model}","stream":true,"messages":[{{"role":"user","content":"Count."}}]}}"#
+    );
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(streams);
     for i in 0..streams {
@@ -107,7 +128,8 @@ async fn main() {
             one(addr, path, host, body, key, tokens, delay).await
         }));
     }
-    let (mut ttft, mut gaps, mut errors, mut ok, mut toks) = (Vec::new(), Vec::new(), Vec::new(), 0usize, 0usize);
+    let (mut ttft, mut gaps, mut errors, mut ok, mut toks) =
+        (Vec::new(), Vec::new(), Vec::new(), 0usize, 0usize);
     for t in tasks {
         match t.await {
             Ok(Ok(s)) => {
