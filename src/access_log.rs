@@ -1,16 +1,41 @@
 //! One JSON object per request, to stderr or a file (contract §9, §12).
 //! Names the key by its configured name, never the secret.
+//!
+//! Lines are written by a dedicated thread, never on the proxy's event loop: a file write can
+//! stall for tens of milliseconds (page-cache writeback), and on a worker thread that stalls
+//! every connection it serves. The request path only formats the line and hands it over a
+//! bounded channel; the writer batches whatever is queued into one write. When the queue is
+//! full (the disk cannot keep up) lines are dropped and counted in
+//! `switchyard_access_log_dropped_total` rather than blocking the proxy.
 
-use once_cell::sync::OnceCell;
+use once_cell::sync::{Lazy, OnceCell};
 use serde::Serialize;
 use std::io::Write;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Mutex;
+use std::time::Duration;
 
-static SINK: OnceCell<Mutex<Box<dyn Write + Send>>> = OnceCell::new();
+/// Lines that may wait for the writer (about 300 bytes each).
+const QUEUE: usize = 65_536;
+/// The writer flushes at least this often while lines keep coming.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
-/// Send the access log to `path` (appending) instead of stderr. First call wins.
+static SENDER: OnceCell<SyncSender<Vec<u8>>> = OnceCell::new();
+/// Serialises `flush` against the writer (tests and shutdown wait on it).
+static FLUSHED: Lazy<(Mutex<u64>, std::sync::Condvar)> =
+    Lazy::new(|| (Mutex::new(0), std::sync::Condvar::new()));
+
+static DROPPED: Lazy<prometheus::IntCounter> = Lazy::new(|| {
+    prometheus::register_int_counter!(
+        "switchyard_access_log_dropped_total",
+        "Access-log lines dropped because the writer could not keep up"
+    )
+    .unwrap_or_else(|e| panic!("metric: {e}"))
+});
+
+/// Start the writer thread, sending lines to `path` (appending) or stderr. First call wins.
 pub fn init(path: Option<&std::path::Path>) -> std::io::Result<()> {
-    let w: Box<dyn Write + Send> = match path {
+    let sink: Box<dyn Write + Send> = match path {
         Some(p) => Box::new(
             std::fs::OpenOptions::new()
                 .create(true)
@@ -19,8 +44,53 @@ pub fn init(path: Option<&std::path::Path>) -> std::io::Result<()> {
         ),
         None => Box::new(std::io::stderr()),
     };
-    let _ = SINK.set(Mutex::new(w));
+    Lazy::force(&DROPPED);
+    let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
+    if SENDER.set(tx).is_ok() {
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || writer(rx, sink))?;
+    }
     Ok(())
+}
+
+fn writer(rx: Receiver<Vec<u8>>, mut sink: Box<dyn Write + Send>) {
+    let mut batch = Vec::with_capacity(64 * 1024);
+    loop {
+        match rx.recv_timeout(FLUSH_EVERY) {
+            Ok(line) => {
+                batch.extend_from_slice(&line);
+                // Take whatever else is already queued: one write for the lot.
+                while batch.len() < 256 * 1024 {
+                    match rx.try_recv() {
+                        Ok(more) => batch.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if !batch.is_empty() {
+            let _ = sink.write_all(&batch);
+            let _ = sink.flush();
+            batch.clear();
+        }
+        let (lock, cv) = &*FLUSHED;
+        if let Ok(mut n) = lock.lock() {
+            *n += 1;
+            cv.notify_all();
+        }
+    }
+}
+
+/// Wait until lines written before this call reached the sink (at most `limit`).
+pub fn flush(limit: Duration) {
+    let (lock, cv) = &*FLUSHED;
+    let Ok(guard) = lock.lock() else { return };
+    let start = *guard;
+    // Two writer rounds: the one in progress may have missed our lines.
+    let _ = cv.wait_timeout_while(guard, limit, |n| *n < start + 2);
 }
 
 #[derive(Serialize, Default)]
@@ -47,17 +117,18 @@ pub struct AccessLine<'a> {
     pub error: Option<&'a str>,
 }
 
+/// Queue one line; never blocks.
 pub fn write(line: &AccessLine) {
     let Ok(mut json) = serde_json::to_vec(line) else {
         return;
     };
     json.push(b'\n');
-    match SINK.get() {
-        Some(m) => {
-            if let Ok(mut w) = m.lock() {
-                let _ = w.write_all(&json);
-            }
-        }
+    match SENDER.get() {
+        Some(tx) => match tx.try_send(json) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => DROPPED.inc(),
+        },
+        // Not initialised (unit tests, tools): write directly.
         None => {
             let _ = std::io::stderr().write_all(&json);
         }
@@ -97,5 +168,27 @@ mod tests {
         let t = super::now_rfc3339();
         assert_eq!(t.len(), 24, "{t}");
         assert!(t.starts_with("20") && t.ends_with('Z'));
+    }
+
+    #[test]
+    fn lines_reach_the_file_through_the_writer_thread() {
+        let path = std::env::temp_dir().join(format!("sy-access-{}.log", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        super::init(Some(&path)).unwrap();
+        for i in 0..100 {
+            let id = format!("r{i}");
+            super::write(&super::AccessLine {
+                request_id: &id,
+                status: 200,
+                ..Default::default()
+            });
+        }
+        super::flush(std::time::Duration::from_secs(2));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 100);
+        assert!(text
+            .lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+        let _ = std::fs::remove_file(&path);
     }
 }

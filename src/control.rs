@@ -49,7 +49,11 @@ impl BackgroundService for Control {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    // Lines of requests that already finished reach the sink before exit.
+                    let _ = tokio::task::spawn_blocking(|| crate::access_log::flush(Duration::from_secs(1))).await;
+                    return;
+                }
                 _ = tick.tick() => {
                     if let Some(gw) = Gateway::current() {
                         check_due(&gw).await;

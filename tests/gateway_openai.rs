@@ -533,13 +533,20 @@ async fn metrics_and_health() {
     }
     assert!(!text.contains(KEY));
     assert_eq!(gw.get("/readyz", &[]).await.status, 200);
-    // The access log line names the request.
-    let log = gw.logs();
-    let line = log
-        .lines()
-        .find(|l| l.contains(r#""path":"/v1/chat/completions""#))
-        .expect("access log line");
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    // The access log line names the request (written by the log thread within ~100 ms).
+    let mut line = None;
+    for _ in 0..50 {
+        line = gw
+            .logs()
+            .lines()
+            .find(|l| l.contains(r#""path":"/v1/chat/completions""#))
+            .map(str::to_string);
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let v: serde_json::Value = serde_json::from_str(&line.expect("access log line")).unwrap();
     assert_eq!(v["provider"], "openai");
     assert_eq!(v["input_tokens"], 11);
     assert_eq!(v["key"], "key-1");
