@@ -3,15 +3,15 @@
 //!
 //! Lines are written by a dedicated thread, never on the proxy's event loop: a file write can
 //! stall for tens of milliseconds (page-cache writeback), and on a worker thread that stalls
-//! every connection it serves. The request path only formats the line and hands it over a
-//! bounded channel; the writer batches whatever is queued into one write. When the queue is
+//! every connection it serves. The request path only formats the line and pushes it onto a
+//! bounded queue; the writer wakes every 100 ms and writes whatever is queued at once. When the queue is
 //! full (the disk cannot keep up) lines are dropped and counted in
 //! `switchyard_access_log_dropped_total` rather than blocking the proxy.
 
 use once_cell::sync::{Lazy, OnceCell};
 use serde::Serialize;
 use std::io::Write;
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -54,22 +54,27 @@ pub fn init(path: Option<&std::path::Path>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Wakes on a timer, never per line: a receiver parked in `recv` would make every request's
+/// `try_send` a futex wake-up and a context switch (measured: 2 futex + 1 write per request);
+/// with the writer asleep, sending is a plain queue push and lines go out in one write per tick.
 fn writer(rx: Receiver<Vec<u8>>, mut sink: Box<dyn Write + Send>) {
     let mut batch = Vec::with_capacity(64 * 1024);
     loop {
-        match rx.recv_timeout(FLUSH_EVERY) {
-            Ok(line) => {
-                batch.extend_from_slice(&line);
-                // Take whatever else is already queued: one write for the lot.
-                while batch.len() < 256 * 1024 {
-                    match rx.try_recv() {
-                        Ok(more) => batch.extend_from_slice(&more),
-                        Err(_) => break,
-                    }
+        std::thread::sleep(FLUSH_EVERY);
+        let mut open = true;
+        loop {
+            match rx.try_recv() {
+                Ok(line) => batch.extend_from_slice(&line),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
+            if batch.len() >= 256 * 1024 {
+                let _ = sink.write_all(&batch);
+                batch.clear();
+            }
         }
         if !batch.is_empty() {
             let _ = sink.write_all(&batch);
@@ -80,6 +85,9 @@ fn writer(rx: Receiver<Vec<u8>>, mut sink: Box<dyn Write + Send>) {
         if let Ok(mut n) = lock.lock() {
             *n += 1;
             cv.notify_all();
+        }
+        if !open {
+            return;
         }
     }
 }

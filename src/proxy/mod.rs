@@ -203,9 +203,16 @@ impl ProxyHttp for Switchyard {
         }
     }
 
-    /// Expected client errors are not ERROR-level log lines.
+    /// Expected outcomes are not ERROR-level log lines: statuses the gateway chose, and clients
+    /// that went away (their requests are in the access log with status 499).
     fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, e: &Error) -> bool {
-        matches!(e.etype(), ErrorType::HTTPStatus(_)) || ctx.local_error.is_some()
+        matches!(e.etype(), ErrorType::HTTPStatus(_))
+            || ctx.local_error.is_some()
+            || (e.esource() == &ErrorSource::Downstream
+                && matches!(
+                    e.etype(),
+                    ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+                ))
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
