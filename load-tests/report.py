@@ -162,8 +162,15 @@ if "switchyard" in s4 and "direct" in s4:
     a, b = s4["switchyard"], s4["direct"]
     ttft = a["ttft_p99_ms"] - b["ttft_p99_ms"]
     gap = a["gap_p99_ms"] - b["gap_p99_ms"]
-    print(f"| (4) TTFT added p99 ≤ 2 ms | {ttft:.2f} ms | {verdict(ttft <= 2)} |")
-    print(f"| (4) inter-token delay added p99 ≤ 1 ms | {gap:.2f} ms | {verdict(gap <= 1)} |")
+    # When even the direct path cannot keep the 20 ms cadence, the load side (generator and mock
+    # on one core) is saturated and "added" latency is not measurable at this stream count.
+    if b["gap_p50_ms"] > 21.5:
+        why = f"not measurable: the load side is saturated (direct gap p50 {b['gap_p50_ms']:.1f} ms for a 20 ms cadence); see 4b"
+        print(f"| (4) TTFT added p99 ≤ 2 ms | {ttft:.2f} ms | {why} |")
+        print(f"| (4) inter-token delay added p99 ≤ 1 ms | {gap:.2f} ms | {why} |")
+    else:
+        print(f"| (4) TTFT added p99 ≤ 2 ms | {ttft:.2f} ms | {verdict(ttft <= 2)} |")
+        print(f"| (4) inter-token delay added p99 ≤ 1 ms | {gap:.2f} ms | {verdict(gap <= 1)} |")
     print(f"| (4) RSS at {a['streams']} streams < 300 MiB | {rss:.0f} MiB | {verdict(rss < 300)} |")
     print(f"| (4) all streams complete | {a['ok']}/{a['streams']} | {verdict(a['ok'] == a['streams'])} |")
 if "switchyard" in s4b and "direct" in s4b:

@@ -132,7 +132,9 @@ impl SseRelay {
             }
             let has_usage = memmem::find(data, b"\"usage\"").is_some();
             let has_error = memmem::find(data, b"\"error\"").is_some();
-            if !has_usage && !has_error {
+            // With include_usage, every OpenAI chunk carries `"usage":null`: that is a content
+            // chunk, not worth a JSON parse (benches/hot_path.rs, sse_scan).
+            if !has_error && (!has_usage || usage_is_null(data)) {
                 self.content_events += 1;
                 continue;
             }
@@ -156,6 +158,19 @@ impl SseRelay {
         }
         usage_only
     }
+}
+
+/// True when every `"usage"` key in `data` is followed by `null`.
+fn usage_is_null(data: &[u8]) -> bool {
+    memmem::find_iter(data, b"\"usage\"").all(|at| {
+        let rest = &data[at + 7..];
+        let rest = &rest[rest.iter().take_while(|c| c.is_ascii_whitespace()).count()..];
+        let Some(rest) = rest.strip_prefix(b":") else {
+            return false;
+        };
+        let rest = &rest[rest.iter().take_while(|c| c.is_ascii_whitespace()).count()..];
+        rest.starts_with(b"null")
+    })
 }
 
 /// Length of the next complete event and of its separator (`\n\n`, `\r\n\r\n`).
@@ -239,6 +254,17 @@ mod tests {
         let mut r = SseRelay::new(true);
         let chunk = Bytes::from_static(b"data: {\"choices\":[{\"delta\":{}}]}\n\n");
         assert!(r.feed(&chunk).is_none());
+    }
+
+    #[test]
+    fn usage_null_chunks_count_as_content_without_parsing() {
+        assert!(usage_is_null(
+            br#"{"choices":[{"delta":{}}],"usage" : null}"#
+        ));
+        assert!(!usage_is_null(
+            br#"{"choices":[],"usage":{"prompt_tokens":1}}"#
+        ));
+        assert!(!usage_is_null(br#"{"usage":null,"x":{"usage":{"a":1}}}"#));
     }
 
     #[test]
