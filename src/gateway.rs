@@ -79,11 +79,15 @@ impl Gateway {
     }
 
     pub fn is_set_aside(&self, provider: &str, model: &str, now: Instant) -> bool {
-        self.set_aside
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&(provider.to_string(), model.to_string())).copied())
-            .is_some_and(|until| until > now)
+        let Ok(m) = self.set_aside.lock() else {
+            return false;
+        };
+        // Checked for every target of every request: no key allocation in the common case.
+        if m.is_empty() {
+            return false;
+        }
+        m.get(&(provider.to_string(), model.to_string()))
+            .is_some_and(|until| *until > now)
     }
 
     pub fn discovered_provider(&self, model: &str) -> Option<String> {

@@ -139,6 +139,11 @@ impl Pool {
         self.endpoints.get(idx).cloned()
     }
 
+    /// Resolved endpoints, healthy or not (no allocation: on the request path).
+    pub fn endpoint_count(&self) -> usize {
+        self.lb.backends().get_backend().len()
+    }
+
     /// How many endpoints could serve a request now.
     pub fn healthy_count(&self) -> usize {
         self.resolved().iter().filter(|(_, up)| *up).count()

@@ -174,15 +174,20 @@ fn usage_is_null(data: &[u8]) -> bool {
 }
 
 /// Length of the next complete event and of its separator (`\n\n`, `\r\n\r\n`).
+///
+/// One forward pass over the line feeds: searching for each separator over the whole
+/// remainder, per event, was quadratic in the events a coalesced chunk holds.
 fn next_event(buf: &[u8]) -> Option<(usize, usize)> {
-    let lf = memmem::find(buf, b"\n\n");
-    let crlf = memmem::find(buf, b"\r\n\r\n");
-    match (lf, crlf) {
-        (Some(a), Some(b)) if b < a => Some((b, 4)),
-        (Some(a), _) => Some((a, 2)),
-        (None, Some(b)) => Some((b, 4)),
-        (None, None) => None,
+    for i in memchr::memchr_iter(b'\n', buf) {
+        match buf.get(i + 1) {
+            Some(b'\n') => return Some((i, 2)),
+            Some(b'\r') if buf.get(i + 2) == Some(&b'\n') && i > 0 && buf[i - 1] == b'\r' => {
+                return Some((i - 1, 4))
+            }
+            _ => {}
+        }
     }
+    None
 }
 
 #[cfg(test)]
@@ -265,6 +270,25 @@ mod tests {
             br#"{"choices":[],"usage":{"prompt_tokens":1}}"#
         ));
         assert!(!usage_is_null(br#"{"usage":null,"x":{"usage":{"a":1}}}"#));
+    }
+
+    #[test]
+    fn coalesced_chunk_of_many_events_in_either_framing() {
+        for sep in ["\n\n", "\r\n\r\n"] {
+            let mut chunk = String::new();
+            for i in 0..200 {
+                chunk.push_str(&format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"t{i}\"}}}}],\"usage\":null}}{sep}"));
+            }
+            chunk.push_str(&format!("data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":3,\"completion_tokens\":200}}}}{sep}data: [DONE]{sep}"));
+            let mut r = SseRelay::new(true);
+            let out = run(&mut r, &[chunk.as_bytes()]);
+            assert_eq!(r.content_events, 200, "sep {sep:?}");
+            assert_eq!(r.usage.unwrap().output, 200);
+            assert!(r.saw_done);
+            let text = String::from_utf8(out).unwrap();
+            assert!(!text.contains("\"choices\":[]"), "usage chunk stripped");
+            assert_eq!(text.matches("data: ").count(), 201);
+        }
     }
 
     #[test]

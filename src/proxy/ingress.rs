@@ -86,7 +86,7 @@ pub async fn admit(
     // Who is calling.
     let key = match gw.keys.identify(session.req_header()) {
         Caller::Open => None,
-        Caller::Key(k) => Some(k.clone()),
+        Caller::Key(k) => Some(k),
         Caller::Missing => return refuse(
             session,
             ctx,
@@ -278,7 +278,7 @@ fn max_attempts(plan: &crate::routing::Plan) -> u32 {
     let pairs: usize = plan
         .candidates
         .iter()
-        .map(|c| c.provider.pool.resolved().len().max(1))
+        .map(|c| c.provider.pool.endpoint_count().max(1))
         .sum();
     pairs.clamp(1, 5) as u32
 }

@@ -24,9 +24,9 @@ pub fn on_upstream_header(ctx: &mut RequestCtx, resp: &mut ResponseHeader) -> Re
         return Ok(());
     };
     let provider_id = ctx.provider_id().unwrap_or_default().to_string();
-    let pool = &gw.providers.get(&provider_id).map(|p| p.clone());
     let failed = status == 429 || status >= 500;
-    if let Some(p) = pool {
+    if let Some(p) = gw.providers.get(&provider_id) {
+        // 429 is the account's limit, not the endpoint's health.
         if status >= 500 {
             p.pool.record_failure(attempt.addr);
         } else {

@@ -114,11 +114,6 @@ pub fn shape_request(ctx: &mut RequestCtx, req: &mut RequestHeader) -> Result<()
     match ctx.kind {
         RequestKind::Passthrough => shape_passthrough(ctx, req),
         RequestKind::Model(op) => {
-            let gw = ctx
-                .gateway
-                .clone()
-                .ok_or_else(|| Error::new(ErrorType::InternalError))?;
-            let _ = gw;
             let attempt = ctx
                 .current
                 .as_ref()
