@@ -140,6 +140,25 @@ if s4b:
         print(f"| {t} | {r['ok']}/{r['streams']} | {r['errors']} | {r['ttft_p50_ms']:.2f} | {r['ttft_p99_ms']:.2f} | {r['gap_p50_ms']:.2f} | {r['gap_p99_ms']:.2f} | {cpu_col('s4b', t)} |")
     print()
 
+cg = out / "callgrind" / "summary.tsv"
+if cg.exists():
+    counts = {}
+    for line in cg.read_text().splitlines()[1:]:
+        name, _total, per = line.split("\t")
+        counts[name] = int(per)
+    print("## 5. Instructions per request (callgrind)\n")
+    print("The same small chat, 2,000 requests over 8 keep-alive connections after a warm-up, each proxy alone")
+    print("under `valgrind --tool=callgrind` (`bash load-tests/callgrind.sh`). Instruction counts do not drift")
+    print("with the machine's load, so this is the number to compare across runs and commits. Everything the")
+    print("process executes is counted, the access-log writer thread included.\n")
+    print("| proxy | instructions per request | vs pingora-bare |")
+    print("|---|---:|---:|")
+    base = counts.get("pingora-bare")
+    for name, per in counts.items():
+        rel = f"{per / base:.2f}×" if base else "–"
+        print(f"| {name} | {per:,} | {rel} |")
+    print()
+
 print("## Targets (issue 3)\n")
 print("| target | measured | |")
 print("|---|---|---|")

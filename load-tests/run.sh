@@ -283,6 +283,12 @@ rss_peak_start "$BARE_PID" "$OUT/s4-rss-bare.kib"
 streams_run pingora-bare "http://127.0.0.1:$BARE/v1/chat/completions"
 kill "$RSS_SAMPLER" 2>/dev/null || true
 
+# ---------------------------------------------------------------- instructions per request
+if [ -z "${SKIP_CALLGRIND:-}" ]; then
+  log "instructions per request (callgrind, about 2 minutes)"
+  bash "$ROOT/load-tests/callgrind.sh" >"$OUT/callgrind.txt" 2>&1 || log "callgrind run failed: see $OUT/callgrind.txt"
+fi
+
 # ---------------------------------------------------------------- report
 log "writing load-tests/RESULTS.md"
 python3 "$ROOT/load-tests/report.py" "$OUT" "$DUR" "$LOAD_CPU" "$PROXY_CPU" "$OHA_VERSION" "$LITELLM_VERSION" \

@@ -157,10 +157,10 @@ async fn discover(gw: &Gateway, p: &crate::gateway::ProviderRuntime) {
         let Some(ep) = p.pool.endpoint_for(addr) else {
             continue;
         };
-        if ep.tls {
+        if ep.endpoint.tls {
             continue; // self-hosted fleets speak plain HTTP; TLS discovery is not needed yet
         }
-        let host = crate::providers::host_header(&ep);
+        let host = crate::providers::host_header(&ep.endpoint);
         match tokio::time::timeout(Duration::from_secs(2), http_get(addr, &host, &path)).await {
             Ok(Ok(body)) => {
                 #[derive(serde::Deserialize)]

@@ -4,8 +4,13 @@
 use once_cell::sync::Lazy;
 use prometheus::{
     exponential_buckets, register_counter_vec, register_histogram_vec, register_int_counter_vec,
-    register_int_gauge_vec, CounterVec, HistogramVec, IntCounterVec, IntGaugeVec,
+    register_int_gauge_vec, CounterVec, Histogram, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec,
 };
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::rc::Rc;
 
 const GENAI_LABELS: &[&str] = &[
     "gen_ai_operation_name",
@@ -136,4 +141,181 @@ pub fn render() -> Vec<u8> {
     let mut buf = Vec::with_capacity(16 * 1024);
     let _ = prometheus::TextEncoder::new().encode(&prometheus::gather(), &mut buf);
     buf
+}
+
+/// The token types of `gen_ai_client_token_usage`, in `RouteMetrics::tokens` order.
+pub const TOKEN_TYPES: [&str; 5] = [
+    "input",
+    "cached_input",
+    "cache_creation_input",
+    "output",
+    "reasoning",
+];
+
+/// The label-resolved series of one route (operation, provider, model, upstream model).
+///
+/// `with_label_values` hashes every label and takes the family's lock on each call; a
+/// request records nine series, so resolving them once per route and keeping the handles
+/// in a per-thread cache takes that off the request path.
+pub struct RouteMetrics {
+    pub duration: Histogram,
+    pub ttft: Histogram,
+    pub per_output_token: Histogram,
+    pub tokens: [Histogram; 5],
+    pub overhead: Histogram,
+    /// `switchyard_requests_total` with status 200, the one status nearly every request has.
+    requests_ok: IntCounter,
+    model: Box<str>,
+    provider: Box<str>,
+}
+
+impl RouteMetrics {
+    fn resolve(op: &'static str, provider: &str, model: &str, upstream: &str) -> RouteMetrics {
+        let labels = [op, provider, model, upstream];
+        RouteMetrics {
+            duration: REQUEST_DURATION.with_label_values(&labels),
+            ttft: TIME_TO_FIRST_TOKEN.with_label_values(&labels),
+            per_output_token: TIME_PER_OUTPUT_TOKEN.with_label_values(&labels),
+            tokens: TOKEN_TYPES
+                .map(|kind| TOKEN_USAGE.with_label_values(&[op, provider, model, upstream, kind])),
+            overhead: OVERHEAD.with_label_values(&[op]),
+            requests_ok: REQUESTS.with_label_values(&[model, provider, "200"]),
+            model: model.into(),
+            provider: provider.into(),
+        }
+    }
+
+    /// Count one finished request with its final status.
+    pub fn count_request(&self, status: u16) {
+        if status == 200 {
+            self.requests_ok.inc();
+        } else {
+            let mut buf = [0u8; 5];
+            REQUESTS
+                .with_label_values(&[&*self.model, &*self.provider, status_str(status, &mut buf)])
+                .inc();
+        }
+    }
+}
+
+fn status_str(status: u16, buf: &mut [u8; 5]) -> &str {
+    let mut n = status;
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
+
+/// Routes whose handles a worker thread keeps. Model names can come from clients
+/// (`provider/model`), so the cache is bounded: past this size it starts over (Prometheus
+/// keeps the series themselves either way).
+const ROUTE_CACHE_MAX: usize = 4096;
+
+struct CachedRoute {
+    key: (&'static str, Box<str>, Box<str>, Box<str>),
+    metrics: Rc<RouteMetrics>,
+}
+
+thread_local! {
+    static ROUTES: RefCell<HashMap<u64, Vec<CachedRoute>, BuildHasherDefault<PreHashed>>> =
+        RefCell::new(HashMap::default());
+}
+
+/// The handles of a route, resolved on this thread's first request for it.
+pub fn route(op: &'static str, provider: &str, model: &str, upstream: &str) -> Rc<RouteMetrics> {
+    let mut h = std::hash::DefaultHasher::new();
+    (op, provider, model, upstream).hash(&mut h);
+    let hash = h.finish();
+    ROUTES.with(|cell| {
+        let mut map = cell.borrow_mut();
+        if let Some(hit) = map.get(&hash).and_then(|bucket| {
+            bucket.iter().find(|c| {
+                c.key.0 == op
+                    && &*c.key.1 == provider
+                    && &*c.key.2 == model
+                    && &*c.key.3 == upstream
+            })
+        }) {
+            return hit.metrics.clone();
+        }
+        if map.len() >= ROUTE_CACHE_MAX {
+            map.clear();
+        }
+        let metrics = Rc::new(RouteMetrics::resolve(op, provider, model, upstream));
+        map.entry(hash).or_default().push(CachedRoute {
+            key: (op, provider.into(), model.into(), upstream.into()),
+            metrics: metrics.clone(),
+        });
+        metrics
+    })
+}
+
+/// The cache's keys are already hashes: use them as they are.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_handles_update_the_registry_series() {
+        let before = REQUESTS
+            .with_label_values(&["m-cache-test", "p-cache-test", "200"])
+            .get();
+        let a = route("chat", "p-cache-test", "m-cache-test", "up");
+        let b = route("chat", "p-cache-test", "m-cache-test", "up");
+        assert!(Rc::ptr_eq(&a, &b), "second lookup is a cache hit");
+        let other = route("chat", "p-cache-test", "m-cache-test", "up2");
+        assert!(!Rc::ptr_eq(&a, &other));
+        a.count_request(200);
+        b.count_request(200);
+        a.count_request(503);
+        assert_eq!(
+            REQUESTS
+                .with_label_values(&["m-cache-test", "p-cache-test", "200"])
+                .get(),
+            before + 2
+        );
+        assert_eq!(
+            REQUESTS
+                .with_label_values(&["m-cache-test", "p-cache-test", "503"])
+                .get(),
+            1
+        );
+        a.tokens[3].observe(7.0);
+        assert_eq!(
+            TOKEN_USAGE
+                .with_label_values(&["chat", "p-cache-test", "m-cache-test", "up", "output"])
+                .get_sample_count(),
+            1
+        );
+    }
+
+    #[test]
+    fn status_labels() {
+        let mut buf = [0u8; 5];
+        assert_eq!(status_str(499, &mut buf), "499");
+        assert_eq!(status_str(0, &mut buf), "0");
+    }
 }

@@ -8,6 +8,7 @@
 
 use crate::config::{Endpoint, Provider};
 use async_trait::async_trait;
+use http::HeaderValue;
 use pingora_core::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora_load_balancing::discovery::ServiceDiscovery;
 use pingora_load_balancing::health_check::{HttpHealthCheck, TcpHealthCheck};
@@ -15,7 +16,7 @@ use pingora_load_balancing::selection::RoundRobin;
 use pingora_load_balancing::{Backend, Backends, LoadBalancer};
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// Consecutive failures that eject an endpoint.
@@ -29,9 +30,30 @@ pub const EJECT_FOR: Duration = Duration::from_secs(15);
 /// per-request failover absorb the rest.
 pub const HEALTH_FAILURES: usize = 1;
 
-/// Which configured endpoint a resolved backend belongs to (kept in `Backend::ext`).
-#[derive(Debug, Clone, Copy)]
-pub struct EndpointIndex(pub usize);
+/// Resolved address → index of the configured endpoint it came from. Kept beside the
+/// load balancer rather than in `Backend::ext`: pingora-load-balancing clones the picked
+/// `Backend` on every selection, and cloning a non-empty `Extensions` allocates.
+type AddrIndex = Arc<RwLock<HashMap<SocketAddr, usize>>>;
+
+/// A configured endpoint with what the request path needs of it, computed once.
+#[derive(Debug)]
+pub struct PoolEndpoint {
+    pub endpoint: Endpoint,
+    /// Its `Host` header value (port only when not the scheme's default).
+    pub host: HeaderValue,
+}
+
+impl PoolEndpoint {
+    fn new(endpoint: &Endpoint) -> PoolEndpoint {
+        let host = crate::providers::host_header(endpoint);
+        PoolEndpoint {
+            // Config validation admits only host names and IP literals, which are valid
+            // header bytes; an empty Host would be refused loudly by the upstream.
+            host: HeaderValue::from_str(&host).unwrap_or_else(|_| HeaderValue::from_static("")),
+            endpoint: endpoint.clone(),
+        }
+    }
+}
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Passive {
@@ -42,7 +64,8 @@ struct Passive {
 /// The endpoints of one provider.
 pub struct Pool {
     pub provider_id: String,
-    pub endpoints: Vec<Endpoint>,
+    pub endpoints: Vec<Arc<PoolEndpoint>>,
+    index: AddrIndex,
     pub lb: LoadBalancer<RoundRobin>,
     pub health_interval: Duration,
     passive: Mutex<HashMap<SocketAddr, Passive>>,
@@ -53,13 +76,15 @@ pub struct Pool {
 #[derive(Debug, Clone)]
 pub struct Picked {
     pub addr: SocketAddr,
-    pub endpoint: Endpoint,
+    pub endpoint: Arc<PoolEndpoint>,
 }
 
 impl Pool {
     pub fn new(provider: &Provider) -> Pool {
+        let index = AddrIndex::default();
         let discovery = DnsDiscovery {
             endpoints: provider.endpoints.clone(),
+            index: index.clone(),
         };
         let mut lb = LoadBalancer::<RoundRobin>::from_backends(Backends::new(Box::new(discovery)));
         let hc = &provider.health_check;
@@ -85,7 +110,12 @@ impl Pool {
         lb.parallel_health_check = true;
         Pool {
             provider_id: provider.id.clone(),
-            endpoints: provider.endpoints.clone(),
+            endpoints: provider
+                .endpoints
+                .iter()
+                .map(|e| Arc::new(PoolEndpoint::new(e)))
+                .collect(),
+            index,
             lb,
             health_interval: hc.interval,
             passive: Mutex::new(HashMap::new()),
@@ -116,8 +146,7 @@ impl Pool {
             .or_else(|| self.lb.select_with(b"", 256, |b, h| usable(b, h, true)))?;
         drop(passive);
         let addr = *chosen.addr.as_inet()?;
-        let idx = chosen.ext.get::<EndpointIndex>().map(|i| i.0).unwrap_or(0);
-        let endpoint = self.endpoints.get(idx)?.clone();
+        let endpoint = self.endpoint_for(addr)?;
         Some(Picked { addr, endpoint })
     }
 
@@ -132,10 +161,12 @@ impl Pool {
     }
 
     /// The configured endpoint a resolved address belongs to.
-    pub fn endpoint_for(&self, addr: SocketAddr) -> Option<Endpoint> {
-        let backends = self.lb.backends().get_backend();
-        let b = backends.iter().find(|b| b.addr.as_inet() == Some(&addr))?;
-        let idx = b.ext.get::<EndpointIndex>().map(|i| i.0).unwrap_or(0);
+    pub fn endpoint_for(&self, addr: SocketAddr) -> Option<Arc<PoolEndpoint>> {
+        let idx = if self.endpoints.len() == 1 {
+            0 // every resolved address belongs to the one endpoint
+        } else {
+            *self.index.read().ok()?.get(&addr)?
+        };
         self.endpoints.get(idx).cloned()
     }
 
@@ -200,12 +231,14 @@ impl Pool {
 /// Resolves configured host names to addresses, in the background.
 pub struct DnsDiscovery {
     endpoints: Vec<Endpoint>,
+    index: AddrIndex,
 }
 
 #[async_trait]
 impl ServiceDiscovery for DnsDiscovery {
     async fn discover(&self) -> pingora_error::Result<(BTreeSet<Backend>, HashMap<u64, bool>)> {
         let mut set = BTreeSet::new();
+        let mut index = HashMap::new();
         for (i, ep) in self.endpoints.iter().enumerate() {
             let addrs: Vec<SocketAddr> = match ep.host.parse::<std::net::IpAddr>() {
                 Ok(ip) => vec![SocketAddr::new(ip, ep.port)],
@@ -227,14 +260,17 @@ impl ServiceDiscovery for DnsDiscovery {
                 },
             };
             for addr in addrs {
-                let mut b = Backend {
+                // An address two endpoints share belongs to the first, as in the set.
+                index.entry(addr).or_insert(i);
+                set.insert(Backend {
                     addr: PingoraAddr::Inet(addr),
                     weight: 1,
                     ext: Default::default(),
-                };
-                b.ext.insert(EndpointIndex(i));
-                set.insert(b);
+                });
             }
+        }
+        if let Ok(mut shared) = self.index.write() {
+            *shared = index;
         }
         Ok((set, HashMap::new()))
     }
@@ -302,8 +338,24 @@ mod tests {
         let pool = Pool::new(&provider(&[7003]));
         pool.lb.update().await.unwrap();
         let picked = pool.pick(&[]).unwrap();
-        assert_eq!(picked.endpoint.port, 7003);
-        assert_eq!(pool.endpoint_for(picked.addr).unwrap().port, 7003);
+        assert_eq!(picked.endpoint.endpoint.port, 7003);
+        assert_eq!(picked.endpoint.host, "127.0.0.1:7003");
+        assert_eq!(pool.endpoint_for(picked.addr).unwrap().endpoint.port, 7003);
         assert!(pool.pick(&[picked.addr]).is_none());
+    }
+
+    #[tokio::test]
+    async fn each_resolved_address_maps_to_its_own_endpoint() {
+        let pool = Pool::new(&provider(&[7004, 7005, 7006]));
+        pool.lb.update().await.unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..6 {
+            let picked = pool.pick(&[]).unwrap();
+            assert_eq!(picked.endpoint.endpoint.port, picked.addr.port());
+            seen.insert(picked.addr.port());
+        }
+        assert_eq!(seen.len(), 3);
+        let unknown: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert!(pool.endpoint_for(unknown).is_none());
     }
 }

@@ -80,6 +80,18 @@ impl Gateway {
     }
 
     fn order_targets(&self, model: &str, route: &crate::config::ModelRoute) -> Vec<Candidate> {
+        if let [only] = route.targets.as_slice() {
+            // The common route: one target, nothing to order (and no tier vectors to build).
+            return self
+                .providers
+                .get(&only.provider)
+                .map(|p| Candidate {
+                    provider: p.clone(),
+                    upstream_model: only.model.clone().unwrap_or_else(|| model.to_string()),
+                })
+                .into_iter()
+                .collect();
+        }
         let mut tiers: Vec<u32> = route.targets.iter().map(|t| t.priority).collect();
         tiers.sort_unstable();
         tiers.dedup();

@@ -13,6 +13,7 @@
 use crate::usage::{OpenAiUsage, Usage};
 use bytes::{Bytes, BytesMut};
 use memchr::memmem;
+use once_cell::sync::Lazy;
 use serde::Deserialize;
 
 /// Per-stream scanner state.
@@ -130,8 +131,8 @@ impl SseRelay {
                 self.saw_done = true;
                 continue;
             }
-            let has_usage = memmem::find(data, b"\"usage\"").is_some();
-            let has_error = memmem::find(data, b"\"error\"").is_some();
+            let has_usage = USAGE_KEY.find(data).is_some();
+            let has_error = ERROR_KEY.find(data).is_some();
             // With include_usage, every OpenAI chunk carries `"usage":null`: that is a content
             // chunk, not worth a JSON parse (benches/hot_path.rs, sse_scan).
             if !has_error && (!has_usage || usage_is_null(data)) {
@@ -160,9 +161,14 @@ impl SseRelay {
     }
 }
 
+/// Searchers built once: `memmem::find` builds its searcher on every call, which cost more
+/// than the search itself on short SSE events.
+static USAGE_KEY: Lazy<memmem::Finder<'static>> = Lazy::new(|| memmem::Finder::new(b"\"usage\""));
+static ERROR_KEY: Lazy<memmem::Finder<'static>> = Lazy::new(|| memmem::Finder::new(b"\"error\""));
+
 /// True when every `"usage"` key in `data` is followed by `null`.
 fn usage_is_null(data: &[u8]) -> bool {
-    memmem::find_iter(data, b"\"usage\"").all(|at| {
+    USAGE_KEY.find_iter(data).all(|at| {
         let rest = &data[at + 7..];
         let rest = &rest[rest.iter().take_while(|c| c.is_ascii_whitespace()).count()..];
         let Some(rest) = rest.strip_prefix(b":") else {

@@ -1,5 +1,7 @@
 //! Normalised token usage (contract §7): every dialect's counters map onto one shape.
 
+use memchr::memmem::FinderRev;
+use once_cell::sync::Lazy;
 use serde::Deserialize;
 
 /// Token usage of one request. `input` includes cache reads and writes; a cached token
@@ -80,7 +82,9 @@ impl From<OpenAiUsage> for Usage {
 /// (non-streaming answers put it last) and read it. Returns `None` when absent or
 /// `null`. Only the usage object is parsed, never the whole body.
 pub fn openai_usage_in(body: &[u8]) -> Option<Usage> {
-    let finder = memchr::memmem::FinderRev::new(b"\"usage\"");
+    // Built once: constructing the searcher cost more than the search on small bodies.
+    static USAGE_KEY: Lazy<FinderRev<'static>> = Lazy::new(|| FinderRev::new(b"\"usage\""));
+    let finder = &*USAGE_KEY;
     let mut end = body.len();
     while let Some(pos) = finder.rfind(&body[..end]) {
         let rest = &body[pos + 7..];

@@ -110,7 +110,7 @@ pub trait Adapter: Send + Sync {
     fn set_headers(
         &self,
         provider: &Provider,
-        endpoint: &crate::config::Endpoint,
+        endpoint: &crate::pool::PoolEndpoint,
         hdr: &mut RequestHeader,
         body_len: usize,
     ) -> pingora_error::Result<()>;
@@ -136,6 +136,46 @@ pub const CLIENT_ONLY_HEADERS: &[&str] = &[
     "cookie",
 ];
 
+/// Remove every header named in `names` (lower case) in one pass over the request's headers,
+/// instead of one hash lookup per name: a request carries a handful of headers, and usually
+/// just one of these (its `authorization`).
+pub fn strip_headers(hdr: &mut RequestHeader, names: &[&str]) {
+    const MAX: usize = 16;
+    let mut present: [Option<http::HeaderName>; MAX] = Default::default();
+    let mut n = 0;
+    for name in hdr.headers.keys() {
+        if n < MAX && names.contains(&name.as_str()) {
+            present[n] = Some(name.clone());
+            n += 1;
+        }
+    }
+    for name in present.iter().take(n).flatten() {
+        hdr.remove_header(name);
+    }
+    // More than MAX distinct matches cannot happen with the lists here; stay correct anyway.
+    if n == MAX {
+        for name in names {
+            hdr.remove_header(*name);
+        }
+    }
+}
+
+/// `Authorization: Bearer <key>`, marked sensitive (kept out of HPACK tables and debug
+/// output). A key with bytes a header cannot carry fails the attempt; the error never
+/// quotes the key.
+pub fn bearer(key: &str) -> pingora_error::Result<http::HeaderValue> {
+    use pingora_error::{ErrorType, OrErr};
+    let mut v = Vec::with_capacity(7 + key.len());
+    v.extend_from_slice(b"Bearer ");
+    v.extend_from_slice(key.as_bytes());
+    let mut h = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(v)).or_err(
+        ErrorType::InvalidHTTPHeader,
+        "the provider's API key is not a valid header value",
+    )?;
+    h.set_sensitive(true);
+    Ok(h)
+}
+
 /// `Host` value for an endpoint (port only when not the scheme's default).
 pub fn host_header(ep: &crate::config::Endpoint) -> String {
     let default = if ep.tls { 443 } else { 80 };
@@ -148,5 +188,56 @@ pub fn host_header(ep: &crate::config::Endpoint) -> String {
         host
     } else {
         format!("{host}:{}", ep.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("POST", b"/v1/chat/completions", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn strip_removes_every_listed_header_and_nothing_else() {
+        let mut r = request(&[
+            ("Authorization", "Bearer sk-client"),
+            ("X-Api-Key", "sk-other"),
+            ("Cookie", "a=1"),
+            ("Cookie", "b=2"),
+            ("Content-Type", "application/json"),
+            ("X-Custom", "kept"),
+        ]);
+        strip_headers(&mut r, CLIENT_ONLY_HEADERS);
+        let mut names: Vec<_> = r.headers.keys().map(|k| k.as_str().to_string()).collect();
+        names.sort();
+        assert_eq!(names, ["content-type", "x-custom"]);
+        // The case map Pingora writes upstream with is cleaned too.
+        let mut wire = Vec::new();
+        r.header_to_h1_wire(&mut wire);
+        let wire = String::from_utf8(wire).unwrap();
+        assert!(!wire.to_ascii_lowercase().contains("sk-"), "{wire}");
+        assert!(wire.contains("X-Custom: kept"), "{wire}");
+    }
+
+    #[test]
+    fn bearer_is_sensitive_and_rejects_bad_bytes_without_quoting_them() {
+        let h = bearer("sk-up").unwrap();
+        assert_eq!(h, "Bearer sk-up");
+        assert!(h.is_sensitive());
+        let e = bearer("sk-bad\nkey").unwrap_err();
+        assert!(!e.to_string().contains("sk-bad"), "{e}");
+    }
+
+    #[test]
+    fn openai_strip_list_covers_client_credentials() {
+        for h in CLIENT_ONLY_HEADERS {
+            assert!(openai::STRIPPED.contains(h), "{h}");
+        }
     }
 }

@@ -2,13 +2,29 @@
 //! hosted vendors of the preset table. Same dialect in and out: the body passes as raw
 //! bytes, with only `model` (when a target renames it) and `stream_options` spliced in.
 
-use super::{host_header, Adapter, ClientRequest, Prepared, RelayMode, CLIENT_ONLY_HEADERS};
+use super::{bearer, strip_headers, Adapter, ClientRequest, Prepared, RelayMode};
 use crate::body::{force_include_usage, set_model, splice};
-use crate::config::{Endpoint, Provider};
+use crate::config::Provider;
 use crate::errors::GatewayError;
+use crate::pool::PoolEndpoint;
+use http::HeaderValue;
 use pingora_http::RequestHeader;
 
 pub struct OpenAiCompatible;
+
+/// `CLIENT_ONLY_HEADERS` plus the framing and encoding this adapter sets itself.
+pub(crate) const STRIPPED: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "x-ai-eg-model",
+    "x-provider",
+    "proxy-authorization",
+    "cookie",
+    "accept-encoding",
+    "transfer-encoding",
+];
 
 impl OpenAiCompatible {
     /// Cohere's compatibility API rejects `stream_options` (translation.md §2).
@@ -47,21 +63,18 @@ impl Adapter for OpenAiCompatible {
     fn set_headers(
         &self,
         provider: &Provider,
-        endpoint: &Endpoint,
+        endpoint: &PoolEndpoint,
         hdr: &mut RequestHeader,
         body_len: usize,
     ) -> pingora_error::Result<()> {
-        for h in CLIENT_ONLY_HEADERS {
-            hdr.remove_header(*h);
-        }
+        // Client credentials and routing hints out; `accept-encoding` out too, so answers
+        // come back as plain text and usage can be read from them; the body is re-framed.
+        strip_headers(hdr, STRIPPED);
         if let Some(key) = &provider.api_key {
-            hdr.insert_header("authorization", format!("Bearer {key}"))?;
+            hdr.insert_header("authorization", bearer(key)?)?;
         }
-        hdr.insert_header("host", host_header(endpoint))?;
-        // Plain text back, so usage can be read from the stream.
-        hdr.remove_header("accept-encoding");
-        hdr.remove_header("transfer-encoding");
-        hdr.insert_header("content-length", body_len.to_string())?;
+        hdr.insert_header("host", endpoint.host.clone())?;
+        hdr.insert_header("content-length", HeaderValue::from(body_len))?;
         Ok(())
     }
 }

@@ -29,7 +29,7 @@ pub enum RequestKind {
 pub struct Attempt {
     pub candidate: usize,
     pub addr: SocketAddr,
-    pub endpoint: crate::config::Endpoint,
+    pub endpoint: Arc<crate::pool::PoolEndpoint>,
     pub prepared: Option<Prepared>,
 }
 

@@ -5,6 +5,7 @@ use super::ctx::{Relay, RequestCtx, RequestKind};
 use crate::errors::openai_envelope_for_upstream;
 use crate::providers::RelayMode;
 use crate::sse::SseRelay;
+use crate::usage::openai_usage_in;
 use bytes::{Bytes, BytesMut};
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
@@ -105,10 +106,16 @@ pub fn on_body_chunk(ctx: &mut RequestCtx, body: &mut Option<Bytes>, eos: bool) 
         }
         Relay::Json(tail) => {
             if let Some(b) = body.as_ref() {
-                tail.extend_from_slice(b);
-                if tail.len() > 2 * JSON_TAIL {
-                    let cut = tail.len() - JSON_TAIL;
-                    let _ = tail.split_to(cut);
+                if eos && tail.is_empty() {
+                    // The whole answer in one chunk (the usual small reply): read its usage
+                    // in place instead of copying it into the tail first.
+                    ctx.usage = openai_usage_in(b);
+                } else {
+                    tail.extend_from_slice(b);
+                    if tail.len() > 2 * JSON_TAIL {
+                        let cut = tail.len() - JSON_TAIL;
+                        let _ = tail.split_to(cut);
+                    }
                 }
             }
         }

@@ -3,10 +3,11 @@
 //! unlike the body filters' `eos`, which can be missed (pingora-notes §3.3).
 
 use super::ctx::{Relay, RequestCtx, RequestKind};
-use crate::access_log::{self, AccessLine};
+use crate::access_log::{self, Record};
 use crate::metrics;
 use crate::usage::{openai_usage_in, Usage};
 use pingora_proxy::Session;
+use std::time::SystemTime;
 
 pub fn settle(session: &Session, ctx: &mut RequestCtx, error: Option<&pingora_error::Error>) {
     super::relay::finish_upstream_clock(ctx);
@@ -24,78 +25,68 @@ pub fn settle(session: &Session, ctx: &mut RequestCtx, error: Option<&pingora_er
         ctx.status
     };
 
-    let provider = ctx.provider_id().map(str::to_string);
-    // The log names what the client asked for even when it was refused; metric labels only
-    // take routed names, so clients cannot mint unbounded label values.
-    let model = ctx.plan.as_ref().map(|p| p.model.clone());
-    let logged_model = model.clone().or_else(|| ctx.requested_model.clone());
-    let upstream_model = ctx.upstream_model().map(str::to_string);
     if let RequestKind::Model(op) = ctx.kind {
-        let p = provider.as_deref().unwrap_or("none");
-        let m = model.as_deref().unwrap_or("");
-        let rm = upstream_model.as_deref().unwrap_or(m);
-        metrics::REQUESTS
-            .with_label_values(&[m, p, &status.to_string()])
-            .inc();
-        let labels = [op.otel_name(), p, m, rm];
-        metrics::REQUEST_DURATION
-            .with_label_values(&labels)
-            .observe(duration.as_secs_f64());
+        // Metric labels only take routed names, so clients cannot mint unbounded label values
+        // (the log below still names what a refused client asked for).
+        let provider = ctx.provider_id().unwrap_or("none");
+        let model = ctx.plan.as_ref().map_or("", |p| p.model.as_str());
+        let upstream_model = ctx.upstream_model().unwrap_or(model);
+        let m = metrics::route(op.otel_name(), provider, model, upstream_model);
+        m.count_request(status);
+        m.duration.observe(duration.as_secs_f64());
         if let Some(ttft) = ctx.ttft {
-            metrics::TIME_TO_FIRST_TOKEN
-                .with_label_values(&labels)
-                .observe(ttft.as_secs_f64());
+            m.ttft.observe(ttft.as_secs_f64());
         }
         if let Some(u) = &usage {
-            for (kind, n) in [
-                ("input", u.input),
-                ("cached_input", u.cached_input),
-                ("cache_creation_input", u.cache_creation_input),
-                ("output", u.output),
-                ("reasoning", u.reasoning),
-            ] {
-                metrics::TOKEN_USAGE
-                    .with_label_values(&[op.otel_name(), p, m, rm, kind])
-                    .observe(n as f64);
+            let counts = [
+                u.input,
+                u.cached_input,
+                u.cache_creation_input,
+                u.output,
+                u.reasoning,
+            ];
+            for (h, n) in m.tokens.iter().zip(counts) {
+                h.observe(n as f64);
             }
             if matches!(ctx.relay, Relay::Stream(_)) && u.output > 1 {
                 if let Some(ttft) = ctx.ttft {
                     let per = duration.saturating_sub(ttft).as_secs_f64() / (u.output - 1) as f64;
-                    metrics::TIME_PER_OUTPUT_TOKEN
-                        .with_label_values(&labels)
-                        .observe(per);
+                    m.per_output_token.observe(per);
                 }
             }
         }
-        let overhead = duration.saturating_sub(ctx.upstream_time);
-        metrics::OVERHEAD
-            .with_label_values(&[op.otel_name()])
-            .observe(overhead.as_secs_f64());
+        m.overhead
+            .observe(duration.saturating_sub(ctx.upstream_time).as_secs_f64());
     }
 
-    let err_text = error.map(|e| e.to_string());
+    // Everything the line needs is moved out of the context (dropped right after this) or
+    // copied as plain values; the writer thread does the formatting.
     let req = session.req_header();
-    access_log::write(&AccessLine {
-        ts: access_log::now_rfc3339(),
-        request_id: &ctx.id,
-        key: ctx.key_name.as_deref(),
-        method: req.method.as_str(),
-        path: req.uri.path(),
-        model: logged_model.as_deref(),
-        provider: provider.as_deref(),
-        endpoint: ctx.current.as_ref().map(|a| a.addr.to_string()),
+    let provider = ctx.provider_id().map(str::to_string);
+    let endpoint = ctx.current.as_ref().map(|a| a.addr);
+    let model = match ctx.plan.as_mut() {
+        Some(plan) => Some(std::mem::take(&mut plan.model)),
+        None => ctx.requested_model.take(),
+    };
+    access_log::write(Record {
+        at: Some(SystemTime::now()),
+        request_id: std::mem::take(&mut ctx.id),
+        key: ctx.key_name.take(),
+        method: req.method.as_str().to_string(),
+        path: req.uri.path().to_string(),
+        model,
+        provider,
+        endpoint,
         status,
         attempts: ctx.attempts,
-        ttft_ms: ctx.ttft.map(|d| d.as_secs_f64() * 1e3),
-        duration_ms: duration.as_secs_f64() * 1e3,
-        input_tokens: usage.map(|u| u.input),
-        output_tokens: usage.map(|u| u.output),
-        cached_input_tokens: usage.map(|u| u.cached_input),
-        reasoning_tokens: usage.map(|u| u.reasoning),
-        total_tokens: usage.map(|u| u.total),
-        usage_estimated: usage.is_some_and(|u| u.estimated),
+        ttft: ctx.ttft,
+        duration,
+        usage,
         cost_usd: None,
-        error: ctx.last_error.as_deref().or(err_text.as_deref()),
+        error: ctx
+            .last_error
+            .take()
+            .or_else(|| error.map(|e| e.to_string())),
     });
 }
 
@@ -118,7 +109,8 @@ fn read_usage(ctx: &RequestCtx) -> Option<Usage> {
                 }
             })
         }),
-        Relay::Json(tail) => openai_usage_in(tail),
+        // Read in the body filter when the answer came in one chunk; else from the tail.
+        Relay::Json(tail) => ctx.usage.or_else(|| openai_usage_in(tail)),
         _ => None,
     }
 }

@@ -4,7 +4,7 @@
 use super::ctx::{Attempt, RequestCtx, RequestKind};
 use crate::config::{Endpoint, Limits};
 use crate::errors::GatewayError;
-use crate::providers::{adapter_for, host_header, ClientRequest, CLIENT_ONLY_HEADERS};
+use crate::providers::{adapter_for, bearer, strip_headers, ClientRequest, CLIENT_ONLY_HEADERS};
 use bytes::Bytes;
 use pingora_core::protocols::ALPN;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -32,13 +32,14 @@ pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
             .pool
             .pick(&[])
             .ok_or_else(|| no_healthy(ctx, &pid))?;
+        let p = peer(picked.addr, &picked.endpoint.endpoint, limits);
         ctx.current = Some(Attempt {
             candidate: 0,
             addr: picked.addr,
-            endpoint: picked.endpoint.clone(),
+            endpoint: picked.endpoint,
             prepared: None,
         });
-        return Ok(peer(picked.addr, &picked.endpoint, limits));
+        return Ok(p);
     }
 
     let plan = ctx
@@ -64,13 +65,14 @@ pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
             .collect();
         if let Some(picked) = cand.provider.pool.pick(&avoid) {
             ctx.tried.push((idx, picked.addr));
+            let p = peer(picked.addr, &picked.endpoint.endpoint, limits);
             ctx.current = Some(Attempt {
                 candidate: idx,
                 addr: picked.addr,
-                endpoint: picked.endpoint.clone(),
+                endpoint: picked.endpoint,
                 prepared: None,
             });
-            return Ok(peer(picked.addr, &picked.endpoint, limits));
+            return Ok(p);
         }
     }
     let model = plan.model.clone();
@@ -172,21 +174,21 @@ fn shape_passthrough(ctx: &mut RequestCtx, req: &mut RequestHeader) -> Result<()
         .get(&pid)
         .ok_or_else(|| Error::new(ErrorType::InternalError))?
         .provider;
-    let endpoint = &ctx
+    let host = ctx
         .current
         .as_ref()
         .ok_or_else(|| Error::new(ErrorType::InternalError))?
-        .endpoint;
+        .endpoint
+        .host
+        .clone();
     req.set_uri(
         path.parse()
             .map_err(|_| Error::explain(ErrorType::HTTPStatus(400), "bad passthrough path"))?,
     );
-    for h in CLIENT_ONLY_HEADERS {
-        req.remove_header(*h);
-    }
-    req.insert_header("host", host_header(endpoint))?;
+    strip_headers(req, CLIENT_ONLY_HEADERS);
+    req.insert_header("host", host)?;
     if let Some(key) = &provider.api_key {
-        req.insert_header("authorization", format!("Bearer {key}"))?;
+        req.insert_header("authorization", bearer(key)?)?;
     }
     Ok(())
 }

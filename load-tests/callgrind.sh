@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, counted by callgrind: repeatable where wall-clock and
+# CPU-time numbers on this shared VM drift by ±40 % within an hour.
+#
+#   bash load-tests/callgrind.sh            # N=2000 requests after a 300-request warm-up
+#
+# Runs the mock upstream natively, then each proxy under `valgrind --tool=callgrind` with
+# collection zeroed after the warm-up, sends N small chat completions over 8 keep-alive
+# connections (oha), dumps, and prints instructions per request: the bare Pingora proxy
+# (examples/bare_proxy.rs) and switchyard with the realistic configuration of run.sh.
+# Profiles stay in load-tests/out/callgrind/ for `callgrind_annotate --inclusive=yes`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+N=${N:-2000}
+WARM=${WARM:-300}
+OUT=$ROOT/load-tests/out/callgrind
+OHA=$ROOT/load-tests/.tools/bin/oha
+MOCK=19401; BARE=19402; SY=19403
+mkdir -p "$OUT"
+rm -f "$OUT"/*.out* "$OUT"/*.log
+
+command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
+[ -x "$OHA" ] || cargo install -q oha --version 1.16.0 --locked --root "$ROOT/load-tests/.tools"
+cargo build -q --release --workspace --bins
+cargo build -q --release --example bare_proxy
+
+for port in $MOCK $BARE $SY; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use (a leftover from an interrupted run?): stop it first" >&2; exit 1
+  fi
+done
+export RUST_LOG=warn
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+"$ROOT/target/release/mock-upstream" "127.0.0.1:$MOCK" mock >"$OUT/mock.log" 2>&1 &
+PIDS+=($!)
+
+cat >"$OUT/switchyard.yaml" <<YAML
+listen: ["127.0.0.1:$SY"]
+server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s, pid_file: $OUT/sy.pid, upgrade_sock: $OUT/sy.sock }
+access_log: $OUT/access.log
+auth:
+  keys:
+    - { name: load, key: sk-load, models: ["gpt-4o*"] }
+providers:
+  fleet:
+    type: openai
+    endpoints: ["127.0.0.1:$MOCK"]
+    health_check: { path: /v1/models, interval: 5s, timeout: 1s }
+models:
+  gpt-4o-mini:
+    targets: [ { provider: fleet, model: mock-model } ]
+YAML
+
+body='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in one word."}],"max_tokens":8}'
+load() { # port count
+  "$OHA" --no-tui -n "$2" -c 8 -m POST -H "content-type: application/json" \
+    -H "authorization: Bearer sk-load" -d "$body" --output-format json \
+    "http://127.0.0.1:$1/v1/chat/completions" >"$OUT/oha.json"
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); c=d["statusCodeDistribution"]; ok=c.get("200",0); sys.exit(0 if ok==int(sys.argv[2]) else "not all 200: %s" % c)' "$OUT/oha.json" "$2"
+}
+measure() { # name port command...
+  local name=$1 port=$2; shift 2
+  valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.%p.out" "$@" >"$OUT/$name.log" 2>&1 &
+  local pid=$!; PIDS+=($pid)
+  for _ in $(seq 120); do curl -fs -o /dev/null "http://127.0.0.1:$port/v1/models" -H "authorization: Bearer sk-load" && break; sleep 0.5; done
+  load "$port" "$WARM"
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  load "$port" "$N"
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  local f; f=$(ls -t "$OUT/$name".*.out.* | head -1)
+  local total; total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  printf '%s\t%s\t%s\n' "$name" "$total" "$(( total / N ))"
+}
+
+{
+  printf 'proxy\tinstructions\tper request\n'
+  measure pingora-bare "$BARE" "$ROOT/target/release/examples/bare_proxy" "127.0.0.1:$BARE" "127.0.0.1:$MOCK"
+  measure switchyard "$SY" "$ROOT/target/release/switchyard" --config "$OUT/switchyard.yaml"
+} | tee "$OUT/summary.tsv"
