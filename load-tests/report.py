@@ -58,7 +58,8 @@ def verdict(ok):
 
 cpu_model = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
 print("# Load test results\n")
-print(f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC with `bash load-tests/run.sh` (DUR={dur} s per measurement).\n")
+ran_at = datetime.fromtimestamp((out / "results.tsv").stat().st_mtime, timezone.utc)
+print(f"Run {ran_at:%Y-%m-%d %H:%M} UTC with `bash load-tests/run.sh` (DUR={dur} s per measurement).\n")
 mem_gib = sh("awk '/MemTotal/ {printf \"%.0f\", $2/1048576}' /proc/meminfo")
 print(f"Machine: {sh('nproc')} CPUs ({cpu_model}), {mem_gib} GiB, Linux {platform.release()}. "
       "Shared and noisy: compare ratios within this run, not absolute numbers across runs.\n")

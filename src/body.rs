@@ -59,6 +59,29 @@ fn last_non_ws(b: &[u8]) -> Option<usize> {
         .rposition(|c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
 }
 
+/// A top-level key, borrowed from the body unless it holds escapes (serde's own
+/// `Cow<str>` always allocates, which cost an allocation per key on every request).
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
 struct HeadVisitor {
     base: usize,
 }
@@ -79,7 +102,7 @@ impl<'de> Visitor<'de> for HeadVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RequestHead, A::Error> {
         let mut head = RequestHead::default();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             let raw: &'de RawValue = map.next_value()?;
             let text = raw.get();
             match key.as_ref() {
@@ -197,6 +220,15 @@ mod tests {
         assert_eq!(h.messages_kind, Some(b'['));
         assert_eq!(&body[h.model_span.clone().unwrap()], br#""gpt-4o""#);
         assert_eq!(h.object_end, body.len() - 1);
+    }
+
+    #[test]
+    fn escaped_keys_are_read_like_plain_ones() {
+        let body = br#"{"mod\u0065l":"gpt-4o","str\u0065am":true,"messages":[]}"#;
+        let h = RequestHead::scan(body).unwrap();
+        assert_eq!(h.model.as_deref(), Some("gpt-4o"));
+        assert!(h.stream);
+        assert_eq!(&body[h.model_span.clone().unwrap()], br#""gpt-4o""#);
     }
 
     #[test]

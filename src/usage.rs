@@ -92,6 +92,11 @@ pub fn openai_usage_in(body: &[u8]) -> Option<Usage> {
         if let Some(after_colon) = rest.strip_prefix(b":") {
             let value = skip_ws(after_colon);
             if value.first() == Some(&b'{') {
+                // The plain shape every server sends, read by hand; anything unusual (escapes,
+                // floats, odd nesting) goes through serde instead.
+                if let Some(u) = quick::read(value) {
+                    return Some(u);
+                }
                 let mut de = serde_json::Deserializer::from_slice(value).into_iter::<OpenAiUsage>();
                 if let Some(Ok(u)) = de.next() {
                     return Some(u.into());
@@ -104,6 +109,152 @@ pub fn openai_usage_in(body: &[u8]) -> Option<Usage> {
         end = pos;
     }
     None
+}
+
+/// A reader for OpenAI's usage object without serde (a third of its cost per answer): field
+/// names matched as bytes, counts read as integers, every other value skipped. It answers
+/// `None`, and the caller falls back to serde, on anything it does not expect (escapes,
+/// floats, nested containers, a `null` count), so well-formed usage reads the same both ways.
+mod quick {
+    use super::{skip_ws, Usage};
+
+    #[derive(Default)]
+    struct Counts {
+        prompt: u64,
+        completion: u64,
+        total: Option<u64>,
+        cached: u64,
+        creation: u64,
+        reasoning: u64,
+    }
+
+    pub fn read(v: &[u8]) -> Option<Usage> {
+        let mut c = Counts::default();
+        object(v, &mut |key, value, parent| {
+            // As serde reads `OpenAiUsage`: the two counts must be integers; the optional
+            // ones may be `null` (counted as absent).
+            let null = value == b"null";
+            let n = || integer(value);
+            let opt = || {
+                if null {
+                    Some(None)
+                } else {
+                    integer(value).map(Some)
+                }
+            };
+            match (parent, key) {
+                (None, b"prompt_tokens") => c.prompt = n()?,
+                (None, b"completion_tokens") => c.completion = n()?,
+                (None, b"total_tokens") => c.total = opt()?,
+                (Some(b"prompt_tokens_details"), b"cached_tokens") => {
+                    c.cached = opt()?.unwrap_or(0)
+                }
+                (Some(b"prompt_tokens_details"), b"cache_creation_tokens") => {
+                    c.creation = opt()?.unwrap_or(0)
+                }
+                (Some(b"completion_tokens_details"), b"reasoning_tokens") => {
+                    c.reasoning = opt()?.unwrap_or(0)
+                }
+                _ => {}
+            }
+            Some(())
+        })?;
+        Some(Usage {
+            input: c.prompt,
+            cached_input: c.cached,
+            cache_creation_input: c.creation,
+            output: c.completion,
+            reasoning: c.reasoning,
+            total: c.total.unwrap_or(c.prompt + c.completion),
+            estimated: false,
+        })
+    }
+
+    /// Walk `{...}` at the start of `v`: each member's key and raw value go to `on`, and the
+    /// members of `*_details` objects one level down with their parent's key. Returns the
+    /// bytes after the object.
+    fn object<'a>(
+        v: &'a [u8],
+        on: &mut dyn FnMut(&[u8], &[u8], Option<&[u8]>) -> Option<()>,
+    ) -> Option<&'a [u8]> {
+        members(v, None, on)
+    }
+
+    fn members<'a>(
+        v: &'a [u8],
+        parent: Option<&[u8]>,
+        on: &mut dyn FnMut(&[u8], &[u8], Option<&[u8]>) -> Option<()>,
+    ) -> Option<&'a [u8]> {
+        let mut rest = skip_ws(v.strip_prefix(b"{")?);
+        if let Some(after) = rest.strip_prefix(b"}") {
+            return Some(after);
+        }
+        loop {
+            let (key, after_key) = plain_string(rest)?;
+            rest = skip_ws(skip_ws(after_key).strip_prefix(b":")?);
+            if rest.first() == Some(&b'{') {
+                if parent.is_some() || !key.ends_with(b"_details") {
+                    rest = skip_value(rest)?;
+                } else {
+                    rest = members(rest, Some(key), on)?;
+                }
+            } else {
+                let after = skip_value(rest)?;
+                on(key, &rest[..rest.len() - after.len()], parent)?;
+                rest = after;
+            }
+            rest = skip_ws(rest);
+            match rest.first()? {
+                b',' => rest = skip_ws(&rest[1..]),
+                b'}' => return Some(&rest[1..]),
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string without escapes: its bytes and what follows. Escapes → `None` (serde reads those).
+    fn plain_string(v: &[u8]) -> Option<(&[u8], &[u8])> {
+        let v = v.strip_prefix(b"\"")?;
+        let end = v.iter().position(|&b| b == b'"' || b == b'\\')?;
+        (v[end] == b'"').then(|| (&v[..end], &v[end + 1..]))
+    }
+
+    /// Skip one scalar, string or array without escapes or nested objects: enough for every
+    /// usage object seen; anything else is left to serde.
+    fn skip_value(v: &[u8]) -> Option<&[u8]> {
+        match v.first()? {
+            b'"' => plain_string(v).map(|(_, rest)| rest),
+            b'{' | b'[' => {
+                let close = if v[0] == b'{' { b'}' } else { b']' };
+                let end = v.iter().position(|&b| b == close)?;
+                // Only flat containers of scalars: no nested containers or strings inside.
+                v[1..end]
+                    .iter()
+                    .all(|b| !matches!(b, b'{' | b'[' | b'"'))
+                    .then(|| &v[end + 1..])
+            }
+            _ => {
+                let end = v
+                    .iter()
+                    .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
+                    .unwrap_or(v.len());
+                (end > 0).then(|| &v[end..])
+            }
+        }
+    }
+
+    /// A non-negative JSON integer that fits u64.
+    fn integer(v: &[u8]) -> Option<u64> {
+        if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        if v.len() > 1 && v[0] == b'0' {
+            return None;
+        }
+        v.iter().try_fold(0u64, |n, d| {
+            n.checked_mul(10)?.checked_add((d - b'0') as u64)
+        })
+    }
 }
 
 fn skip_ws(b: &[u8]) -> &[u8] {
@@ -150,5 +301,59 @@ mod tests {
         let u = openai_usage_in(br#"{"data":[],"usage":{"prompt_tokens":8,"total_tokens":8}}"#)
             .unwrap();
         assert_eq!((u.input, u.output, u.total), (8, 0, 8));
+    }
+
+    /// The hand reader and serde agree on every shape, or the hand reader steps aside.
+    #[test]
+    fn quick_reader_agrees_with_serde() {
+        let cases: &[&[u8]] = &[
+            br#"{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}"#,
+            br#"{ "prompt_tokens" : 9 , "completion_tokens" : 12 }"#,
+            br#"{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10,"prompt_tokens_details":{"cached_tokens":4,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":2,"audio_tokens":null,"accepted_prediction_tokens":0}}"#,
+            br#"{"prompt_tokens":9,"completion_tokens":1,"prompt_tokens_details":null,"total_tokens":null}"#,
+            br#"{"prompt_tokens":9,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":null,"cache_creation_tokens":3}}"#,
+            br#"{"prompt_tokens":9,"completion_tokens":1,"extra":"text","list":[1,2],"flag":true}"#,
+            br#"{"prompt_tokens":9,"completion_tokens":1,"nested":{"a":{"b":1}}}"#,
+            br#"{"prompt_tokens":9,"completion_tokens":1,"s":"with \"escape\""}"#,
+            br#"{"prompt_tokens":9.0,"completion_tokens":1}"#,
+            br#"{"prompt_tokens":-1,"completion_tokens":1}"#,
+            br#"{"prompt_tokens":null,"completion_tokens":1}"#,
+            br#"{"prompt_tokens":18446744073709551615,"completion_tokens":0}"#,
+            br#"{"prompt_tokens":99999999999999999999,"completion_tokens":0}"#,
+            br#"{"prompt_tokens":012,"completion_tokens":0}"#,
+            br#"{"prompt_\u0074okens":5,"completion_tokens":0}"#,
+            br#"{"completion_tokens_details":{"reasoning_tokens":7},"prompt_tokens":1,"completion_tokens":8}"#,
+            br#"{}"#,
+            br#"{"prompt_tokens":1,"completion_tokens":2"#,
+        ];
+        for case in cases {
+            let serde: Option<Usage> = serde_json::Deserializer::from_slice(case)
+                .into_iter::<OpenAiUsage>()
+                .next()
+                .and_then(Result::ok)
+                .map(Into::into);
+            if let Some(quick) = quick::read(case) {
+                assert_eq!(Some(quick), serde, "{}", String::from_utf8_lossy(case));
+            }
+            // Inside a body, the value is whatever follows `"usage":` (the body's own closing
+            // brace may complete a truncated case).
+            let mut body = br#"{"id":"x","usage":"#.to_vec();
+            body.extend_from_slice(case);
+            body.push(b'}');
+            let value = &body[body.len() - case.len() - 1..];
+            let serde_in_body: Option<Usage> = serde_json::Deserializer::from_slice(value)
+                .into_iter::<OpenAiUsage>()
+                .next()
+                .and_then(Result::ok)
+                .map(Into::into);
+            assert_eq!(
+                openai_usage_in(&body),
+                serde_in_body,
+                "{}",
+                String::from_utf8_lossy(case)
+            );
+        }
+        // The common shape is read by hand, not handed to serde.
+        assert!(quick::read(cases[2]).is_some());
     }
 }

@@ -223,24 +223,21 @@ pub async fn admit(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let requested = header("x-ai-eg-model")
-        .or_else(|| ctx.head.model.clone())
-        .unwrap_or_default();
     let x_provider = header("x-provider");
-    ctx.requested_model = Some(requested.clone());
-    let plan = match gw.plan(&requested, x_provider.as_deref()) {
+    let requested: &str = ctx.requested_model.insert(
+        header("x-ai-eg-model")
+            .or_else(|| ctx.head.model.clone())
+            .unwrap_or_default(),
+    );
+    let plan = match gw.plan(requested, x_provider.as_deref()) {
         Ok(p) => p,
         Err(e) => return refuse(session, ctx, e).await,
     };
-    if !allowed(&requested) && !allowed(&plan.model) {
-        let name = ctx.key_name.clone().unwrap_or_default();
-        return refuse(
-            session,
-            ctx,
-            GatewayError::forbidden(format!("key `{name}` may not use model `{requested}`"))
-                .param("model"),
-        )
-        .await;
+    if !allowed(requested) && !allowed(&plan.model) {
+        let name = ctx.key_name.as_deref().unwrap_or_default();
+        let e = GatewayError::forbidden(format!("key `{name}` may not use model `{requested}`"))
+            .param("model");
+        return refuse(session, ctx, e).await;
     }
     if plan
         .candidates

@@ -21,23 +21,24 @@ const JSON_TAIL: usize = 64 * 1024;
 pub fn on_upstream_header(ctx: &mut RequestCtx, resp: &mut ResponseHeader) -> Result<()> {
     let status = resp.status.as_u16();
     ctx.upstream_status = Some(status);
-    let (Some(gw), Some(attempt)) = (ctx.gateway.clone(), ctx.current.clone()) else {
+    let (Some(gw), Some(addr)) = (ctx.gateway.as_ref(), ctx.current.as_ref().map(|a| a.addr))
+    else {
         return Ok(());
     };
-    let provider_id = ctx.provider_id().unwrap_or_default().to_string();
+    let provider_id = ctx.provider_id().unwrap_or_default();
     let failed = status == 429 || status >= 500;
-    if let Some(p) = gw.providers.get(&provider_id) {
+    if let Some(p) = gw.providers.get(provider_id) {
         // 429 is the account's limit, not the endpoint's health.
         if status >= 500 {
-            p.pool.record_failure(attempt.addr);
+            p.pool.record_failure(addr);
         } else {
-            p.pool.record_success(attempt.addr);
+            p.pool.record_success(addr);
         }
     }
     if failed {
         if let Some(wait) = retry_after(resp) {
             if let Some(model) = ctx.upstream_model() {
-                gw.set_aside(&provider_id, model, wait);
+                gw.set_aside(provider_id, model, wait);
             }
         }
         ctx.last_error = Some(format!("upstream `{provider_id}` answered {status}"));
