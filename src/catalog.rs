@@ -152,8 +152,8 @@ impl Price {
 
     /// Cost of one request in USD.
     ///
-    /// `(input − cached − cache_creation)·input + cached·cache_read + cache_creation·cache_write
-    /// + (output − reasoning)·output + reasoning·reasoning`, where a missing cache price falls back
+    /// `(input − cached − cache_creation)·input + cached·cache_read + cache_creation·cache_write`
+    /// `+ (output − reasoning)·output + reasoning·reasoning`, where a missing cache price falls back
     /// to the input price and a missing reasoning price to the output price; every token is billed
     /// once. When the input exceeds 200,000 tokens and the entry has `_above_200k` prices, those
     /// apply to the whole request (a missing tiered price falls back to the base one). Missing

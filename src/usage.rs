@@ -170,21 +170,18 @@ mod quick {
         })
     }
 
+    /// Called with each member's key, raw value, and the key of the `*_details` object it
+    /// sits in (`None` at the top level).
+    type OnMember<'f> = &'f mut dyn FnMut(&[u8], &[u8], Option<&[u8]>) -> Option<()>;
+
     /// Walk `{...}` at the start of `v`: each member's key and raw value go to `on`, and the
     /// members of `*_details` objects one level down with their parent's key. Returns the
     /// bytes after the object.
-    fn object<'a>(
-        v: &'a [u8],
-        on: &mut dyn FnMut(&[u8], &[u8], Option<&[u8]>) -> Option<()>,
-    ) -> Option<&'a [u8]> {
+    fn object<'a>(v: &'a [u8], on: OnMember) -> Option<&'a [u8]> {
         members(v, None, on)
     }
 
-    fn members<'a>(
-        v: &'a [u8],
-        parent: Option<&[u8]>,
-        on: &mut dyn FnMut(&[u8], &[u8], Option<&[u8]>) -> Option<()>,
-    ) -> Option<&'a [u8]> {
+    fn members<'a>(v: &'a [u8], parent: Option<&[u8]>, on: OnMember) -> Option<&'a [u8]> {
         let mut rest = skip_ws(v.strip_prefix(b"{")?);
         if let Some(after) = rest.strip_prefix(b"}") {
             return Some(after);

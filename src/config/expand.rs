@@ -85,8 +85,8 @@ fn expand_line(
             Some(q) if c == q => quote = None,
             Some(_) => {}
             None => {
-                let at_token_start = prev.map_or(true, |p| p.is_whitespace() || "[{,".contains(p));
-                if c == '#' && prev.map_or(true, char::is_whitespace) {
+                let at_token_start = prev.is_none_or(|p| p.is_whitespace() || "[{,".contains(p));
+                if c == '#' && prev.is_none_or(char::is_whitespace) {
                     // The rest of the line is a comment: copied, never expanded.
                     out.push_str(rest);
                     return;

@@ -52,21 +52,12 @@ pub mod tempdir {
     }
 }
 
+#[derive(Default)]
 pub struct Launch<'a> {
     pub env: Vec<(&'a str, String)>,
     /// YAML config text; `{PORT}` and `{DIR}` are substituted.
     pub config: Option<String>,
     pub args: Vec<String>,
-}
-
-impl Default for Launch<'_> {
-    fn default() -> Self {
-        Launch {
-            env: vec![],
-            config: None,
-            args: vec![],
-        }
-    }
 }
 
 impl Gateway {
