@@ -87,14 +87,17 @@ for t in ["direct", "nginx", "pingora-bare", "switchyard", "switchyard-min", "li
 print()
 
 print("## 2. The same at a fixed rate of half switchyard's saturation (open loop, oha)\n")
-print("| target | req/s | p50 ms | p99 ms | non-2xx | p99 added over direct |")
-print("|---|---:|---:|---:|---:|---:|")
+print("Medians of interleaved rounds; the last column lists each round's p99, since the tail is made of")
+print("the machine's stall windows and one round can catch one or none.\n")
+print("| target | req/s | p50 ms | p99 ms | non-2xx | p99 added over direct | p99 per round ms |")
+print("|---|---:|---:|---:|---:|---:|---|")
 d2 = get("s2", "direct")
 for t in ["direct", "nginx", "pingora-bare", "switchyard"]:
     r = get("s2", t)
     if r:
         added = r["p99"] - d2["p99"] if d2 else float("nan")
-        print(f"| {t} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['bad']} | {added:.2f} ms |")
+        rounds = ", ".join(f"{x[2]:.2f}" for x in samples[("s2", t)])
+        print(f"| {t} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['bad']} | {added:.2f} ms | {rounds} |")
 print()
 
 print("## 3. 1 MiB request bodies, 8 connections (wrk)\n")
