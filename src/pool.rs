@@ -33,7 +33,29 @@ pub const HEALTH_FAILURES: usize = 1;
 /// Resolved address → index of the configured endpoint it came from. Kept beside the
 /// load balancer rather than in `Backend::ext`: pingora-load-balancing clones the picked
 /// `Backend` on every selection, and cloning a non-empty `Extensions` allocates.
-type AddrIndex = Arc<RwLock<HashMap<SocketAddr, usize>>>;
+type AddrIndex = Arc<RwLock<Generations>>;
+
+/// The index of the latest resolution and of the one before it: the load balancer swaps its
+/// backends only after discovery returns, and a request may still hold an address of the
+/// previous set, which must map back to its endpoint too.
+#[derive(Default)]
+struct Generations {
+    current: HashMap<SocketAddr, usize>,
+    previous: HashMap<SocketAddr, usize>,
+}
+
+impl Generations {
+    fn get(&self, addr: &SocketAddr) -> Option<usize> {
+        self.current
+            .get(addr)
+            .or_else(|| self.previous.get(addr))
+            .copied()
+    }
+
+    fn replace(&mut self, next: HashMap<SocketAddr, usize>) {
+        self.previous = std::mem::replace(&mut self.current, next);
+    }
+}
 
 /// A configured endpoint with what the request path needs of it, computed once.
 #[derive(Debug)]
@@ -165,7 +187,7 @@ impl Pool {
         let idx = if self.endpoints.len() == 1 {
             0 // every resolved address belongs to the one endpoint
         } else {
-            *self.index.read().ok()?.get(&addr)?
+            self.index.read().ok()?.get(&addr)?
         };
         self.endpoints.get(idx).cloned()
     }
@@ -270,7 +292,7 @@ impl ServiceDiscovery for DnsDiscovery {
             }
         }
         if let Ok(mut shared) = self.index.write() {
-            *shared = index;
+            shared.replace(index);
         }
         Ok((set, HashMap::new()))
     }
@@ -357,5 +379,18 @@ mod tests {
         assert_eq!(seen.len(), 3);
         let unknown: SocketAddr = "127.0.0.1:9".parse().unwrap();
         assert!(pool.endpoint_for(unknown).is_none());
+    }
+
+    #[test]
+    fn an_address_of_the_previous_resolution_still_maps_back() {
+        let mut g = Generations::default();
+        let a: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        g.replace([(a, 0)].into());
+        g.replace([(b, 1)].into());
+        assert_eq!(g.get(&b), Some(1));
+        assert_eq!(g.get(&a), Some(0), "picked before the swap");
+        g.replace([(b, 1)].into());
+        assert_eq!(g.get(&a), None, "two resolutions later it is gone");
     }
 }
