@@ -7,7 +7,7 @@
 # Runs the mock upstream natively, then each proxy under `valgrind --tool=callgrind` with
 # collection zeroed after the warm-up, sends N small chat completions over 8 keep-alive
 # connections (oha), dumps, and prints instructions per request: the bare Pingora proxy
-# (examples/bare_proxy.rs) and switchyard with the realistic configuration of run.sh.
+# (examples/bare_proxy.rs) and switchyard with the realistic configuration (realistic.yaml).
 # Profiles stay in load-tests/out/callgrind/ for `callgrind_annotate --inclusive=yes`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,22 +38,6 @@ trap cleanup EXIT
 "$ROOT/target/release/mock-upstream" "127.0.0.1:$MOCK" mock >"$OUT/mock.log" 2>&1 &
 PIDS+=($!)
 
-cat >"$OUT/switchyard.yaml" <<YAML
-listen: ["127.0.0.1:$SY"]
-server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s, pid_file: $OUT/sy.pid, upgrade_sock: $OUT/sy.sock }
-access_log: $OUT/access.log
-auth:
-  keys:
-    - { name: load, key: sk-load, models: ["gpt-4o*"] }
-providers:
-  fleet:
-    type: openai
-    endpoints: ["127.0.0.1:$MOCK"]
-    health_check: { path: /v1/models, interval: 5s, timeout: 1s }
-models:
-  gpt-4o-mini:
-    targets: [ { provider: fleet, model: mock-model } ]
-YAML
 
 body='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in one word."}],"max_tokens":8}'
 load() { # port count
@@ -81,5 +65,6 @@ measure() { # name port command...
 {
   printf 'proxy\tinstructions\tper request\n'
   measure pingora-bare "$BARE" "$ROOT/target/release/examples/bare_proxy" "127.0.0.1:$BARE" "127.0.0.1:$MOCK"
-  measure switchyard "$SY" "$ROOT/target/release/switchyard" --config "$OUT/switchyard.yaml"
+  RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT \
+    measure switchyard "$SY" "$ROOT/target/release/switchyard" --config "$ROOT/load-tests/realistic.yaml"
 } | tee "$OUT/summary.tsv"

@@ -105,26 +105,9 @@ http {
 EOF
 taskset -c "$PROXY_CPU" nginx -c "$OUT/nginx.conf" -e "$OUT/nginx-error.log"
 
-# The realistic configuration (scenario 5): gateway keys with an allow-list, a configured
-# model routed to a fleet target that renames it (body rewrite), usage counting, metrics,
-# an access log written to a file, health checks.
-cat >"$OUT/switchyard.yaml" <<EOF
-listen: ["127.0.0.1:$SY"]
-server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s, pid_file: $OUT/sy.pid, upgrade_sock: $OUT/sy.sock }
-access_log: $OUT/access.log
-auth:
-  keys:
-    - { name: load, key: sk-load, models: ["gpt-4o*"] }
-providers:
-  fleet:
-    type: openai
-    endpoints: ["127.0.0.1:$MOCK"]
-    health_check: { path: /v1/models, interval: 5s, timeout: 1s }
-models:
-  gpt-4o-mini:
-    targets: [ { provider: fleet, model: mock-model } ]
-EOF
-RUST_LOG=warn taskset -c "$PROXY_CPU" "$ROOT/target/release/switchyard" --config "$OUT/switchyard.yaml" >"$OUT/switchyard.log" 2>&1 &
+# The realistic configuration (scenario 5): load-tests/realistic.yaml.
+RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RUST_LOG=warn \
+  taskset -c "$PROXY_CPU" "$ROOT/target/release/switchyard" --config "$ROOT/load-tests/realistic.yaml" >"$OUT/switchyard.log" 2>&1 &
 SY_PID=$!; PIDS+=($SY_PID)
 
 # A stripped configuration for comparison: open gateway, provider/model addressing, access log off.

@@ -66,7 +66,7 @@ pub struct PoolEndpoint {
 }
 
 impl PoolEndpoint {
-    fn new(endpoint: &Endpoint) -> PoolEndpoint {
+    pub fn new(endpoint: &Endpoint) -> PoolEndpoint {
         let host = crate::providers::host_header(endpoint);
         PoolEndpoint {
             // Config validation admits only host names and IP literals, which are valid

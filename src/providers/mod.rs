@@ -136,15 +136,15 @@ pub const CLIENT_ONLY_HEADERS: &[&str] = &[
     "cookie",
 ];
 
-/// Remove every header named in `names` (lower case) in one pass over the request's headers,
+/// Remove every header named in `lists` (lower case) in one pass over the request's headers,
 /// instead of one hash lookup per name: a request carries a handful of headers, and usually
 /// just one of these (its `authorization`).
-pub fn strip_headers(hdr: &mut RequestHeader, names: &[&str]) {
+pub fn strip_headers(hdr: &mut RequestHeader, lists: &[&[&str]]) {
     const MAX: usize = 16;
     let mut present: [Option<http::HeaderName>; MAX] = Default::default();
     let mut n = 0;
     for name in hdr.headers.keys() {
-        if n < MAX && names.contains(&name.as_str()) {
+        if n < MAX && lists.iter().any(|l| l.contains(&name.as_str())) {
             present[n] = Some(name.clone());
             n += 1;
         }
@@ -154,7 +154,7 @@ pub fn strip_headers(hdr: &mut RequestHeader, names: &[&str]) {
     }
     // More than MAX distinct matches cannot happen with the lists here; stay correct anyway.
     if n == MAX {
-        for name in names {
+        for name in lists.iter().flat_map(|l| l.iter()) {
             hdr.remove_header(*name);
         }
     }
@@ -213,7 +213,7 @@ mod tests {
             ("Content-Type", "application/json"),
             ("X-Custom", "kept"),
         ]);
-        strip_headers(&mut r, CLIENT_ONLY_HEADERS);
+        strip_headers(&mut r, &[CLIENT_ONLY_HEADERS]);
         let mut names: Vec<_> = r.headers.keys().map(|k| k.as_str().to_string()).collect();
         names.sort();
         assert_eq!(names, ["content-type", "x-custom"]);
@@ -232,12 +232,5 @@ mod tests {
         assert!(h.is_sensitive());
         let e = bearer("sk-bad\nkey").unwrap_err();
         assert!(!e.to_string().contains("sk-bad"), "{e}");
-    }
-
-    #[test]
-    fn openai_strip_list_covers_client_credentials() {
-        for h in CLIENT_ONLY_HEADERS {
-            assert!(openai::STRIPPED.contains(h), "{h}");
-        }
     }
 }

@@ -2,7 +2,9 @@
 //! hosted vendors of the preset table. Same dialect in and out: the body passes as raw
 //! bytes, with only `model` (when a target renames it) and `stream_options` spliced in.
 
-use super::{bearer, strip_headers, Adapter, ClientRequest, Prepared, RelayMode};
+use super::{
+    bearer, strip_headers, Adapter, ClientRequest, Prepared, RelayMode, CLIENT_ONLY_HEADERS,
+};
 use crate::body::{force_include_usage, set_model, splice};
 use crate::config::Provider;
 use crate::errors::GatewayError;
@@ -12,19 +14,8 @@ use pingora_http::RequestHeader;
 
 pub struct OpenAiCompatible;
 
-/// `CLIENT_ONLY_HEADERS` plus the framing and encoding this adapter sets itself.
-pub(crate) const STRIPPED: &[&str] = &[
-    "authorization",
-    "x-api-key",
-    "api-key",
-    "x-goog-api-key",
-    "x-ai-eg-model",
-    "x-provider",
-    "proxy-authorization",
-    "cookie",
-    "accept-encoding",
-    "transfer-encoding",
-];
+/// Set anew by this adapter: the body is re-framed, and the answer must come back as plain text.
+const FRAMING: &[&str] = &["accept-encoding", "transfer-encoding"];
 
 impl OpenAiCompatible {
     /// Cohere's compatibility API rejects `stream_options` (translation.md §2).
@@ -69,12 +60,72 @@ impl Adapter for OpenAiCompatible {
     ) -> pingora_error::Result<()> {
         // Client credentials and routing hints out; `accept-encoding` out too, so answers
         // come back as plain text and usage can be read from them; the body is re-framed.
-        strip_headers(hdr, STRIPPED);
+        strip_headers(hdr, &[CLIENT_ONLY_HEADERS, FRAMING]);
         if let Some(key) = &provider.api_key {
             hdr.insert_header("authorization", bearer(key)?)?;
         }
         hdr.insert_header("host", endpoint.host.clone())?;
         hdr.insert_header("content-length", HeaderValue::from(body_len))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Balance, Dialect, Endpoint, HealthCheck};
+    use std::time::Duration;
+
+    fn provider(api_key: Option<&str>) -> Provider {
+        Provider {
+            id: "fleet".into(),
+            dialect: Dialect::OpenAi,
+            endpoints: vec![],
+            base_path: "/v1".into(),
+            api_key: api_key.map(str::to_string),
+            balance: Balance::RoundRobin,
+            health_check: HealthCheck {
+                path: None,
+                interval: Duration::from_secs(5),
+                timeout: Duration::from_secs(1),
+            },
+            api_version: None,
+            region: None,
+            discover_models: false,
+        }
+    }
+
+    #[test]
+    fn upstream_headers_carry_our_credentials_host_and_length_only() {
+        let ep = PoolEndpoint::new(&Endpoint {
+            host: "gpu-1.internal".into(),
+            port: 8000,
+            tls: false,
+        });
+        for key in [None, Some("sk-upstream")] {
+            let mut r = RequestHeader::build("POST", b"/v1/chat/completions", None).unwrap();
+            for (k, v) in [
+                ("Authorization", "Bearer sk-client"),
+                ("X-Provider", "fleet"),
+                ("Accept-Encoding", "gzip, br"),
+                ("Transfer-Encoding", "chunked"),
+                ("Content-Length", "99"),
+                ("Host", "gateway.example"),
+                ("Content-Type", "application/json"),
+            ] {
+                r.append_header(k.to_string(), v).unwrap();
+            }
+            OpenAiCompatible
+                .set_headers(&provider(key), &ep, &mut r, 42)
+                .unwrap();
+            let h = |n: &str| r.headers.get(n).map(|v| v.to_str().unwrap().to_string());
+            assert_eq!(h("authorization"), key.map(|k| format!("Bearer {k}")));
+            assert_eq!(h("host").as_deref(), Some("gpu-1.internal:8000"));
+            assert_eq!(h("content-length").as_deref(), Some("42"));
+            assert_eq!(h("content-type").as_deref(), Some("application/json"));
+            for gone in ["x-provider", "accept-encoding", "transfer-encoding"] {
+                assert_eq!(h(gone), None, "{gone}");
+            }
+        }
     }
 }

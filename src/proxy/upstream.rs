@@ -185,7 +185,7 @@ fn shape_passthrough(ctx: &mut RequestCtx, req: &mut RequestHeader) -> Result<()
         path.parse()
             .map_err(|_| Error::explain(ErrorType::HTTPStatus(400), "bad passthrough path"))?,
     );
-    strip_headers(req, CLIENT_ONLY_HEADERS);
+    strip_headers(req, &[CLIENT_ONLY_HEADERS]);
     req.insert_header("host", host)?;
     if let Some(key) = &provider.api_key {
         req.insert_header("authorization", bearer(key)?)?;
