@@ -185,6 +185,20 @@ impl RouteMetrics {
         }
     }
 
+    /// One observation per token type of `u`, in `TOKEN_TYPES` order.
+    pub fn observe_tokens(&self, u: &crate::usage::Usage) {
+        let counts = [
+            u.input,
+            u.cached_input,
+            u.cache_creation_input,
+            u.output,
+            u.reasoning,
+        ];
+        for (h, n) in self.tokens.iter().zip(counts) {
+            h.observe(n as f64);
+        }
+    }
+
     /// Count one finished request with its final status.
     pub fn count_request(&self, status: u16) {
         if status == 200 {
@@ -303,12 +317,19 @@ mod tests {
                 .get(),
             1
         );
-        a.tokens[3].observe(7.0);
-        assert_eq!(
+        a.observe_tokens(&crate::usage::Usage {
+            input: 11,
+            output: 7,
+            ..Default::default()
+        });
+        let sum = |kind: &str| {
             TOKEN_USAGE
-                .with_label_values(&["chat", "p-cache-test", "m-cache-test", "up", "output"])
-                .get_sample_count(),
-            1
+                .with_label_values(&["chat", "p-cache-test", "m-cache-test", "up", kind])
+                .get_sample_sum()
+        };
+        assert_eq!(
+            (sum("input"), sum("output"), sum("reasoning")),
+            (11.0, 7.0, 0.0)
         );
     }
 

@@ -301,32 +301,17 @@ impl ServiceDiscovery for DnsDiscovery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Balance, Dialect, HealthCheck};
 
     fn provider(ports: &[u16]) -> Provider {
-        Provider {
-            id: "fleet".into(),
-            dialect: Dialect::OpenAi,
-            endpoints: ports
-                .iter()
-                .map(|p| Endpoint {
-                    host: "127.0.0.1".into(),
-                    port: *p,
-                    tls: false,
-                })
-                .collect(),
-            base_path: "/v1".into(),
-            api_key: None,
-            balance: Balance::RoundRobin,
-            health_check: HealthCheck {
-                path: None,
-                interval: Duration::from_secs(5),
-                timeout: Duration::from_secs(1),
-            },
-            api_version: None,
-            region: None,
-            discover_models: false,
-        }
+        let endpoints = ports
+            .iter()
+            .map(|p| Endpoint {
+                host: "127.0.0.1".into(),
+                port: *p,
+                tls: false,
+            })
+            .collect();
+        Provider::test_fleet("fleet", endpoints)
     }
 
     #[tokio::test]

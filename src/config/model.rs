@@ -186,3 +186,26 @@ pub enum RateLimitStore {
     Memory,
     Redis { url: String, fail_open: bool },
 }
+
+#[cfg(test)]
+impl Provider {
+    /// An OpenAI-compatible fleet with plain-HTTP endpoints and no key, for unit tests.
+    pub fn test_fleet(id: &str, endpoints: Vec<Endpoint>) -> Provider {
+        Provider {
+            id: id.into(),
+            dialect: Dialect::OpenAi,
+            endpoints,
+            base_path: "/v1".into(),
+            api_key: None,
+            balance: Balance::RoundRobin,
+            health_check: HealthCheck {
+                path: None,
+                interval: Duration::from_secs(5),
+                timeout: Duration::from_secs(1),
+            },
+            api_version: None,
+            region: None,
+            discover_models: false,
+        }
+    }
+}

@@ -73,25 +73,12 @@ impl Adapter for OpenAiCompatible {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Balance, Dialect, Endpoint, HealthCheck};
-    use std::time::Duration;
+    use crate::config::Endpoint;
 
     fn provider(api_key: Option<&str>) -> Provider {
         Provider {
-            id: "fleet".into(),
-            dialect: Dialect::OpenAi,
-            endpoints: vec![],
-            base_path: "/v1".into(),
             api_key: api_key.map(str::to_string),
-            balance: Balance::RoundRobin,
-            health_check: HealthCheck {
-                path: None,
-                interval: Duration::from_secs(5),
-                timeout: Duration::from_secs(1),
-            },
-            api_version: None,
-            region: None,
-            discover_models: false,
+            ..Provider::test_fleet("fleet", vec![])
         }
     }
 

@@ -38,16 +38,7 @@ pub fn settle(session: &Session, ctx: &mut RequestCtx, error: Option<&pingora_er
             m.ttft.observe(ttft.as_secs_f64());
         }
         if let Some(u) = &usage {
-            let counts = [
-                u.input,
-                u.cached_input,
-                u.cache_creation_input,
-                u.output,
-                u.reasoning,
-            ];
-            for (h, n) in m.tokens.iter().zip(counts) {
-                h.observe(n as f64);
-            }
+            m.observe_tokens(u);
             if matches!(ctx.relay, Relay::Stream(_)) && u.output > 1 {
                 if let Some(ttft) = ctx.ttft {
                     let per = duration.saturating_sub(ttft).as_secs_f64() / (u.output - 1) as f64;
