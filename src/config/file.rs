@@ -79,6 +79,9 @@ pub struct LimitsFile {
     pub first_byte_timeout: Option<Humane>,
     pub idle_timeout: Option<Humane>,
     pub default_max_tokens: Option<u64>,
+    pub header_read_timeout: Option<Humane>,
+    pub body_read_timeout: Option<Humane>,
+    pub max_stream_event: Option<Humane>,
 }
 
 /// `auth:`: the gateway keys; none means an open gateway (loopback only).

@@ -59,6 +59,13 @@ pub struct Limits {
     pub first_byte_timeout: Duration,
     pub idle_timeout: Duration,
     pub default_max_tokens: u64,
+    /// Time a client has to send its request headers, from the first byte (slowloris).
+    pub header_read_timeout: Duration,
+    /// Time a client has to send its whole request body, from the end of its headers.
+    pub body_read_timeout: Duration,
+    /// The largest single server-sent event relayed from an upstream; beyond it the stream
+    /// ends with the terminal error.
+    pub max_stream_event: usize,
 }
 
 impl Default for Limits {
@@ -69,6 +76,9 @@ impl Default for Limits {
             first_byte_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
             default_max_tokens: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
+            max_stream_event: 16 * 1024 * 1024,
         }
     }
 }

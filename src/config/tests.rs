@@ -286,7 +286,7 @@ fn humane_units_and_redis() {
     let text = "\
 listen: 127.0.0.1:1
 server: { grace_period: 1m30s, shutdown_timeout: 0 }
-limits: { max_request_body: 64KiB, connect_timeout: 250ms, first_byte_timeout: 5m, idle_timeout: 1h }
+limits: { max_request_body: 64KiB, connect_timeout: 250ms, first_byte_timeout: 5m, idle_timeout: 1h, header_read_timeout: 3s, body_read_timeout: 20s, max_stream_event: 1MiB }
 ratelimit: { store: redis, url: \"redis://${REDIS_HOST:-127.0.0.1}:6379\", on_store_error: fail_open }
 access_log: /var/log/switchyard/access.log
 ";
@@ -297,6 +297,9 @@ access_log: /var/log/switchyard/access.log
     assert_eq!(config.limits.connect_timeout, Duration::from_millis(250));
     assert_eq!(config.limits.first_byte_timeout, Duration::from_secs(300));
     assert_eq!(config.limits.idle_timeout, Duration::from_secs(3600));
+    assert_eq!(config.limits.header_read_timeout, Duration::from_secs(3));
+    assert_eq!(config.limits.body_read_timeout, Duration::from_secs(20));
+    assert_eq!(config.limits.max_stream_event, 1024 * 1024);
     assert_eq!(
         config.ratelimit,
         RateLimitStore::Redis {

@@ -261,33 +261,18 @@ fn server(file: ServerFile, check: &mut Checker) -> ServerSettings {
 fn limits(file: LimitsFile, check: &mut Checker) -> Limits {
     let defaults = Limits::default();
     let at = |field| [Seg::Key("limits"), Seg::Key(field)];
-    let max_request_body = match &file.max_request_body {
-        None => defaults.max_request_body,
-        Some(size) => match units::parse_size(&size.0).map(usize::try_from) {
-            Ok(Ok(bytes)) if bytes > 0 => bytes,
-            Ok(Ok(_)) => {
-                check.report(
-                    &at("max_request_body"),
-                    "limits.max_request_body must be more than 0 (e.g. 32MiB)",
-                );
-                defaults.max_request_body
-            }
-            Ok(Err(_)) => {
-                check.report(
-                    &at("max_request_body"),
-                    "limits.max_request_body is too large for this machine",
-                );
-                defaults.max_request_body
-            }
-            Err(why) => {
-                check.report(
-                    &at("max_request_body"),
-                    format!("limits.max_request_body: {why}"),
-                );
-                defaults.max_request_body
-            }
-        },
-    };
+    let max_request_body = size(
+        file.max_request_body.as_ref(),
+        "max_request_body",
+        defaults.max_request_body,
+        check,
+    );
+    let max_stream_event = size(
+        file.max_stream_event.as_ref(),
+        "max_stream_event",
+        defaults.max_stream_event,
+        check,
+    );
     let default_max_tokens = match file.default_max_tokens {
         Some(0) => {
             check.report(
@@ -323,6 +308,47 @@ fn limits(file: LimitsFile, check: &mut Checker) -> Limits {
             check,
         ),
         default_max_tokens,
+        header_read_timeout: duration(
+            file.header_read_timeout.as_ref(),
+            &at("header_read_timeout"),
+            defaults.header_read_timeout,
+            false,
+            check,
+        ),
+        body_read_timeout: duration(
+            file.body_read_timeout.as_ref(),
+            &at("body_read_timeout"),
+            defaults.body_read_timeout,
+            false,
+            check,
+        ),
+        max_stream_event,
+    }
+}
+
+/// A `limits.<field>` size in bytes, more than 0; the default when absent or wrong.
+fn size(value: Option<&Humane>, field: &'static str, default: usize, check: &mut Checker) -> usize {
+    let at = [Seg::Key("limits"), Seg::Key(field)];
+    let Some(value) = value else {
+        return default;
+    };
+    match units::parse_size(&value.0).map(usize::try_from) {
+        Ok(Ok(bytes)) if bytes > 0 => bytes,
+        Ok(Ok(_)) => {
+            check.report(
+                &at,
+                format!("limits.{field} must be more than 0 (e.g. 32MiB)"),
+            );
+            default
+        }
+        Ok(Err(_)) => {
+            check.report(&at, format!("limits.{field} is too large for this machine"));
+            default
+        }
+        Err(why) => {
+            check.report(&at, format!("limits.{field}: {why}"));
+            default
+        }
     }
 }
 
