@@ -34,6 +34,19 @@ pub struct RequestHead {
     pub object_end: usize,
 }
 
+/// The top-level keys the gateway reads. Each may appear once: JSON parsers disagree on
+/// which of two equal keys wins (serde keeps the last, many keep the first), so a body with
+/// `"model"` twice could pass the allow-list with one name and be served under the other.
+/// Keys compare after unescaping, so `"mod\u0065l"` counts as `"model"`.
+const READ_KEYS: [&str; 6] = [
+    "model",
+    "stream",
+    "stream_options",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+];
+
 /// Why a body could not be scanned; the message names the field or the JSON error.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScanError(pub String);
@@ -46,7 +59,11 @@ impl RequestHead {
             .deserialize_map(HeadVisitor {
                 base: body.as_ptr() as usize,
             })
-            .map_err(|e| ScanError(format!("request body is not valid JSON: {e}")))?;
+            .map_err(|e| match e.classify() {
+                // Well-formed JSON of the wrong shape (not an object, a duplicate key).
+                serde_json::error::Category::Data => ScanError(format!("request body: {e}")),
+                _ => ScanError(format!("request body is not valid JSON: {e}")),
+            })?;
         de.end()
             .map_err(|e| ScanError(format!("request body is not valid JSON: {e}")))?;
         head.object_end = last_non_ws(body).unwrap_or(0);
@@ -102,9 +119,19 @@ impl<'de> Visitor<'de> for HeadVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RequestHead, A::Error> {
         let mut head = RequestHead::default();
+        let mut seen = [false; READ_KEYS.len()];
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             let raw: &'de RawValue = map.next_value()?;
             let text = raw.get();
+            if let Some(i) = READ_KEYS.iter().position(|k| *k == key.as_ref()) {
+                if std::mem::replace(&mut seen[i], true) {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "duplicate key `{}`: each of {} may appear once",
+                        READ_KEYS[i],
+                        READ_KEYS.join(", ")
+                    )));
+                }
+            }
             match key.as_ref() {
                 "model" => {
                     head.model_span = Some(self.span(raw));
@@ -229,6 +256,24 @@ mod tests {
         assert_eq!(h.model.as_deref(), Some("gpt-4o"));
         assert!(h.stream);
         assert_eq!(&body[h.model_span.clone().unwrap()], br#""gpt-4o""#);
+    }
+
+    #[test]
+    fn duplicate_read_keys_are_refused_even_when_escaped() {
+        for body in [
+            &br#"{"model":"secret-model","model":"gpt-4o-mini","messages":[]}"#[..],
+            br#"{"model":"secret-model","model":"gpt-4o-mini"}"#,
+            br#"{"model":"a","model":"b"}"#,
+            br#"{"model":"m","stream":false,"stream":true}"#,
+            br#"{"model":"m","stream":true,"stream":false}"#,
+            br#"{"model":"m","messages":[],"messages":"x"}"#,
+            br#"{"model":"m","stream_options":{},"stream_options":{"include_usage":true}}"#,
+        ] {
+            let e = RequestHead::scan(body).unwrap_err();
+            assert!(e.0.contains("duplicate key"), "{}: {}", String::from_utf8_lossy(body), e.0);
+        }
+        // Keys the gateway does not read pass as they are: the upstream decides.
+        assert!(RequestHead::scan(br#"{"model":"m","user":"a","user":"b"}"#).is_ok());
     }
 
     #[test]

@@ -111,6 +111,20 @@ impl fmt::Display for GatewayError {
 
 impl std::error::Error for GatewayError {}
 
+/// At most `max` bytes of a client-supplied string (cut at a character boundary, `…`
+/// marking the cut), for error messages and log lines: a client's 5 MiB model name must not
+/// come back 5 MiB long in every error and log line about it.
+pub fn clip(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &s[..end]))
+}
+
 /// Wrap an upstream error body that is not already an OpenAI error envelope, keeping
 /// the upstream's message. `None` means the body passes through as it is.
 pub fn openai_envelope_for_upstream(status: u16, body: &[u8]) -> Option<Vec<u8>> {

@@ -90,6 +90,12 @@ impl Gateway {
             .is_some_and(|until| *until > now)
     }
 
+    pub fn is_discovered(&self, model: &str) -> bool {
+        self.discovered
+            .read()
+            .is_ok_and(|m| m.contains_key(model))
+    }
+
     pub fn discovered_provider(&self, model: &str) -> Option<String> {
         self.discovered.read().ok()?.get(model).cloned()
     }

@@ -143,6 +143,27 @@ pub fn render() -> Vec<u8> {
     buf
 }
 
+/// The label value standing for every model name that is not from a bounded set.
+pub const OTHER_MODEL: &str = "other";
+
+/// The longest label value kept; longer names are cut (configured names are never this long).
+pub const LABEL_MAX: usize = 128;
+
+/// A name as a label value: at most `LABEL_MAX` bytes, control characters replaced (the text
+/// format escapes only `\\`, `"` and line feeds; a raw CR would corrupt a scrape).
+pub fn label_value(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.len() <= LABEL_MAX && !name.bytes().any(|b| b.is_ascii_control()) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let clipped = crate::errors::clip(name, LABEL_MAX);
+    std::borrow::Cow::Owned(
+        clipped
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect(),
+    )
+}
+
 /// The token types of `gen_ai_client_token_usage`, in `RouteMetrics::tokens` order.
 pub const TOKEN_TYPES: [&str; 5] = [
     "input",
@@ -331,6 +352,15 @@ mod tests {
             (sum("input"), sum("output"), sum("reasoning")),
             (11.0, 7.0, 0.0)
         );
+    }
+
+    #[test]
+    fn label_values_are_bounded_and_clean() {
+        assert_eq!(label_value("gpt-4o-mini"), "gpt-4o-mini");
+        assert_eq!(label_value("a\rb\nc"), "a?b?c");
+        let long = "m".repeat(10_000);
+        let v = label_value(&long);
+        assert!(v.len() <= LABEL_MAX + '…'.len_utf8(), "{}", v.len());
     }
 
     #[test]

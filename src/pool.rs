@@ -145,9 +145,11 @@ impl Pool {
         }
     }
 
-    /// Pick a healthy endpoint not in `avoid`. Ejected endpoints are used only when
-    /// nothing else is left, so a lone endpoint keeps being tried.
-    pub fn pick(&self, avoid: &[SocketAddr]) -> Option<Picked> {
+    /// Pick a healthy endpoint not in `avoid`, skipping passively ejected ones unless
+    /// `allow_ejected`. The caller asks first without ejected endpoints across every target
+    /// of a request, and only then with them, so traffic moves off an ejected endpoint while
+    /// any other target remains, and a lone endpoint keeps being tried.
+    pub fn pick_with(&self, avoid: &[SocketAddr], allow_ejected: bool) -> Option<Picked> {
         let now = Instant::now();
         let passive = self.passive.lock().ok()?;
         let usable = |b: &Backend, healthy: bool, allow_ejected: bool| {
@@ -164,12 +166,17 @@ impl Pool {
         };
         let chosen = self
             .lb
-            .select_with(b"", 256, |b, h| usable(b, h, false))
-            .or_else(|| self.lb.select_with(b"", 256, |b, h| usable(b, h, true)))?;
+            .select_with(b"", 256, |b, h| usable(b, h, allow_ejected))?;
         drop(passive);
         let addr = *chosen.addr.as_inet()?;
         let endpoint = self.endpoint_for(addr)?;
         Some(Picked { addr, endpoint })
+    }
+
+    /// Pick from this pool alone: ejected endpoints only when nothing else is left.
+    pub fn pick(&self, avoid: &[SocketAddr]) -> Option<Picked> {
+        self.pick_with(avoid, false)
+            .or_else(|| self.pick_with(avoid, true))
     }
 
     /// Resolved, enabled endpoints (healthy or not).
@@ -329,8 +336,10 @@ mod tests {
                 "ejected endpoint picked"
             );
         }
-        // With the healthy one excluded, the ejected one is still tried rather than nothing.
+        // Asked without ejected endpoints, a pool with only the ejected one left has none.
         let good: SocketAddr = "127.0.0.1:7002".parse().unwrap();
+        assert!(pool.pick_with(&[good], false).is_none());
+        // With the healthy one excluded, the ejected one is still tried rather than nothing.
         assert_eq!(pool.pick(&[good]).unwrap().addr, bad);
         // A success clears the record.
         pool.record_success(bad);

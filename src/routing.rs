@@ -35,6 +35,10 @@ pub struct Plan {
     /// prefix: the `model` label of metrics.
     pub model: String,
     pub candidates: Vec<Candidate>,
+    /// The names are from a bounded set (configured, discovered or catalogued), so they may
+    /// become metric label values; a name only a client made up may not (issue 7: one
+    /// request with a 1 MiB model name made every later scrape 292 MB).
+    pub known_names: bool,
 }
 
 impl Gateway {
@@ -42,38 +46,45 @@ impl Gateway {
     pub fn plan(&self, requested: &str, x_provider: Option<&str>) -> Result<Plan, GatewayError> {
         if let Some(pid) = x_provider {
             let provider = self.providers.get(pid).ok_or_else(|| {
-                GatewayError::not_found(format!("unknown provider `{pid}` in X-Provider"))
+                GatewayError::not_found(format!(
+                    "unknown provider `{}` in X-Provider",
+                    crate::errors::clip(pid, 128)
+                ))
                     .code("provider_not_found")
             })?;
             let bare = requested
                 .strip_prefix(pid)
                 .and_then(|r| r.strip_prefix('/'))
                 .unwrap_or(requested);
-            return Ok(single(provider, bare));
+            let bare = non_empty(bare, requested)?;
+            return Ok(single(provider, bare, self.is_known_model(bare)));
         }
         if let Some(route) = self.config.models.get(requested) {
             return Ok(Plan {
                 model: requested.to_string(),
                 candidates: self.order_targets(requested, route),
+                known_names: true,
             });
         }
         if let Some((pid, rest)) = requested.split_once('/') {
             if let Some(provider) = self.providers.get(pid) {
-                return Ok(single(provider, rest));
+                let rest = non_empty(rest, requested)?;
+                return Ok(single(provider, rest, self.is_known_model(rest)));
             }
         }
         if let Some(pid) = self.discovered_provider(requested) {
             if let Some(provider) = self.providers.get(&pid) {
-                return Ok(single(provider, requested));
+                return Ok(single(provider, requested, true));
             }
         }
         if let Some(pid) = crate::catalog::global().provider_of(requested) {
             if let Some(provider) = self.providers.get(pid) {
-                return Ok(single(provider, requested));
+                return Ok(single(provider, requested, true));
             }
         }
         Err(GatewayError::not_found(format!(
-            "The model `{requested}` does not exist or no active provider serves it"
+            "The model `{}` does not exist or no active provider serves it",
+            crate::errors::clip(requested, 256)
         ))
         .param("model")
         .code("model_not_found"))
@@ -132,12 +143,36 @@ impl Gateway {
     }
 }
 
-fn single(provider: &Arc<ProviderRuntime>, model: &str) -> Plan {
+fn single(provider: &Arc<ProviderRuntime>, model: &str, known_names: bool) -> Plan {
     Plan {
         model: model.to_string(),
         candidates: vec![Candidate {
             provider: provider.clone(),
             upstream_model: model.to_string(),
         }],
+        known_names,
+    }
+}
+
+/// The model after a `provider/` prefix or `X-Provider`: `pa/` names no model at all, and
+/// an empty model must not reach an upstream.
+fn non_empty<'a>(model: &'a str, requested: &str) -> Result<&'a str, GatewayError> {
+    if model.is_empty() {
+        return Err(GatewayError::bad_request(format!(
+            "`{}` names a provider but no model: write `provider/model`",
+            crate::errors::clip(requested, 128)
+        ))
+        .param("model"));
+    }
+    Ok(model)
+}
+
+impl Gateway {
+    /// A model name from a bounded set: configured, reported by a self-hosted pool, or in
+    /// the catalogue.
+    pub fn is_known_model(&self, name: &str) -> bool {
+        self.config.models.contains_key(name)
+            || self.is_discovered(name)
+            || crate::catalog::global().get(name).is_some()
     }
 }

@@ -136,11 +136,73 @@ pub const CLIENT_ONLY_HEADERS: &[&str] = &[
     "cookie",
 ];
 
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and what only the gateway may set: they describe
+/// the client's connection to the gateway, not the gateway's to the upstream. `Expect` is
+/// answered (or not) by the gateway, which has read the whole body already; `Forwarded` and
+/// `X-Forwarded-For` from a client are claims, replaced by what the gateway saw.
+pub const HOP_BY_HOP_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+];
+
+/// Headers the client listed in its `Connection` header are hop-by-hop too (RFC 9110
+/// §7.6.1). Rare: most clients send only `keep-alive` or `close` there.
+pub fn strip_connection_listed(hdr: &mut RequestHeader) {
+    let Some(listed) = hdr
+        .headers
+        .get("connection")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.contains(|c: char| c.is_ascii_alphabetic()))
+    else {
+        return;
+    };
+    let names: Vec<String> = listed
+        .split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty() && n != "close" && n != "keep-alive")
+        .take(16)
+        .collect();
+    for n in names {
+        // Never let a client strip what the gateway relies on.
+        if !matches!(n.as_str(), "content-length" | "content-type" | "host") {
+            hdr.remove_header(n.as_str());
+        }
+    }
+}
+
+/// Tell the upstream who the client is, as the gateway saw it.
+pub fn set_forwarded_for(
+    hdr: &mut RequestHeader,
+    client: Option<std::net::IpAddr>,
+) -> pingora_error::Result<()> {
+    if let Some(ip) = client {
+        let mut buf = [0u8; 48];
+        let mut w = std::io::Cursor::new(&mut buf[..]);
+        let _ = std::io::Write::write_fmt(&mut w, format_args!("{ip}"));
+        let n = w.position() as usize;
+        hdr.insert_header(
+            "x-forwarded-for",
+            http::HeaderValue::from_bytes(&buf[..n]).unwrap_or(http::HeaderValue::from_static("unknown")),
+        )?;
+    }
+    Ok(())
+}
+
 /// Remove every header named in `lists` (lower case) in one pass over the request's headers,
 /// instead of one hash lookup per name: a request carries a handful of headers, and usually
 /// just one of these (its `authorization`).
 pub fn strip_headers(hdr: &mut RequestHeader, lists: &[&[&str]]) {
-    const MAX: usize = 16;
+    const MAX: usize = 24;
     let mut present: [Option<http::HeaderName>; MAX] = Default::default();
     let mut n = 0;
     for name in hdr.headers.keys() {
@@ -217,6 +279,32 @@ mod tests {
         let mut names: Vec<_> = r.headers.keys().map(|k| k.as_str().to_string()).collect();
         names.sort();
         assert_eq!(names, ["content-type", "x-custom"]);
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_headers_go_forwarded_for_is_ours() {
+        let mut r = request(&[
+            ("Connection", "keep-alive, X-Secret-Hop, Content-Length"),
+            ("X-Secret-Hop", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Upgrade", "websocket"),
+            ("Expect", "100-continue"),
+            ("TE", "trailers"),
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("Forwarded", "for=6.6.6.6"),
+            ("Content-Length", "2"),
+            ("Content-Type", "application/json"),
+        ]);
+        strip_connection_listed(&mut r);
+        strip_headers(&mut r, &[CLIENT_ONLY_HEADERS, HOP_BY_HOP_HEADERS]);
+        set_forwarded_for(&mut r, Some("127.0.0.9".parse().unwrap())).unwrap();
+        let mut names: Vec<_> = r.headers.keys().map(|k| k.as_str().to_string()).collect();
+        names.sort();
+        assert_eq!(names, ["content-length", "content-type", "x-forwarded-for"]);
+        assert_eq!(r.headers.get("x-forwarded-for").unwrap(), "127.0.0.9");
+        let mut wire = Vec::new();
+        r.header_to_h1_wire(&mut wire);
+        assert!(!String::from_utf8(wire).unwrap().contains("6.6.6.6"));
         // The case map Pingora writes upstream with is cleaned too.
         let mut wire = Vec::new();
         r.header_to_h1_wire(&mut wire);

@@ -4,6 +4,7 @@
 
 use super::{
     bearer, strip_headers, Adapter, ClientRequest, Prepared, RelayMode, CLIENT_ONLY_HEADERS,
+    HOP_BY_HOP_HEADERS,
 };
 use crate::body::{force_include_usage, set_model, splice};
 use crate::config::Provider;
@@ -60,7 +61,7 @@ impl Adapter for OpenAiCompatible {
     ) -> pingora_error::Result<()> {
         // Client credentials and routing hints out; `accept-encoding` out too, so answers
         // come back as plain text and usage can be read from them; the body is re-framed.
-        strip_headers(hdr, &[CLIENT_ONLY_HEADERS, FRAMING]);
+        strip_headers(hdr, &[CLIENT_ONLY_HEADERS, FRAMING, HOP_BY_HOP_HEADERS]);
         if let Some(key) = &provider.api_key {
             hdr.insert_header("authorization", bearer(key)?)?;
         }

@@ -64,6 +64,8 @@ pub struct RequestCtx {
     pub max_attempts: u32,
     /// (candidate index, endpoint) pairs already tried.
     pub tried: Vec<(usize, SocketAddr)>,
+    /// Candidates done for this request whatever endpoint is left (an account's 429).
+    pub exhausted: Vec<usize>,
     pub current: Option<Attempt>,
     pub upstream_status: Option<u16>,
     pub status: u16,
@@ -96,6 +98,7 @@ impl RequestCtx {
             attempts: 0,
             max_attempts: 1,
             tried: Vec::new(),
+            exhausted: Vec::new(),
             current: None,
             upstream_status: None,
             status: 0,

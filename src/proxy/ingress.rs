@@ -78,7 +78,10 @@ pub async fn admit(
         return refuse(
             session,
             ctx,
-            GatewayError::not_found(format!("unknown path {path}")),
+            GatewayError::not_found(format!(
+                "unknown path {}",
+                crate::errors::clip(&path, 256)
+            )),
         )
         .await;
     }
@@ -134,7 +137,10 @@ pub async fn admit(
                     refuse(
                         session,
                         ctx,
-                        GatewayError::not_found(format!("The model `{id}` does not exist"))
+                        GatewayError::not_found(format!(
+                            "The model `{}` does not exist",
+                            crate::errors::clip(&id, 256)
+                        ))
                             .param("model")
                             .code("model_not_found"),
                     )
@@ -151,7 +157,10 @@ pub async fn admit(
             return refuse(
                 session,
                 ctx,
-                GatewayError::not_found(format!("unknown provider `{pid}`")),
+                GatewayError::not_found(format!(
+                    "unknown provider `{}`",
+                    crate::errors::clip(pid, 128)
+                )),
             )
             .await;
         }
@@ -187,7 +196,10 @@ pub async fn admit(
         return refuse(
             session,
             ctx,
-            GatewayError::not_found(format!("unknown path {path}")),
+            GatewayError::not_found(format!(
+                "unknown path {}",
+                crate::errors::clip(&path, 256)
+            )),
         )
         .await;
     };
@@ -195,7 +207,7 @@ pub async fn admit(
         return refuse(
             session,
             ctx,
-            GatewayError::new(405, format!("{path} takes POST")),
+            GatewayError::new(405, format!("{} takes POST", crate::errors::clip(&path, 256))),
         )
         .await;
     }
@@ -235,8 +247,11 @@ pub async fn admit(
     };
     if !allowed(requested) && !allowed(&plan.model) {
         let name = ctx.key_name.as_deref().unwrap_or_default();
-        let e = GatewayError::forbidden(format!("key `{name}` may not use model `{requested}`"))
-            .param("model");
+        let e = GatewayError::forbidden(format!(
+            "key `{name}` may not use model `{}`",
+            crate::errors::clip(requested, 256)
+        ))
+        .param("model");
         return refuse(session, ctx, e).await;
     }
     if plan

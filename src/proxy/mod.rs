@@ -59,11 +59,15 @@ impl ProxyHttp for Switchyard {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        upstream::shape_request(ctx, req)
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        upstream::shape_request(ctx, req, client)
     }
 
     async fn request_body_filter(
@@ -88,11 +92,17 @@ impl ProxyHttp for Switchyard {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        relay::on_response_header(ctx, resp)
+        let http10 = session.req_header().version == http::Version::HTTP_10;
+        relay::on_response_header(ctx, resp, http10)?;
+        if http10 && resp.headers.get("content-length").is_none() {
+            // No chunked framing in HTTP/1.0: the body ends when the connection closes.
+            session.set_keepalive(None);
+        }
+        Ok(())
     }
 
     fn response_body_filter(
@@ -102,7 +112,7 @@ impl ProxyHttp for Switchyard {
         eos: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
-        relay::on_body_chunk(ctx, body, eos);
+        relay::on_body_chunk(ctx, body, eos)?;
         Ok(None)
     }
 
@@ -174,11 +184,15 @@ impl ProxyHttp for Switchyard {
         }
         if session.response_written().is_some() {
             // Mid-stream: a well-formed terminal error, never a silent cut (contract §5).
-            let msg = ctx.last_error.clone().unwrap_or_else(|| e.to_string());
-            let chunk = terminal_stream_error(&msg);
-            let _ = session
-                .write_response_body(Some(Bytes::from(chunk)), true)
-                .await;
+            // Only a stream has a place for one; a JSON body cut short is left unfinished
+            // (no final chunk, the connection closes) so the client sees it was cut.
+            if matches!(ctx.relay, ctx::Relay::Stream(_)) {
+                let msg = ctx.last_error.clone().unwrap_or_else(|| e.to_string());
+                let chunk = terminal_stream_error(&msg);
+                let _ = session
+                    .write_response_body(Some(Bytes::from(chunk)), true)
+                    .await;
+            }
             return FailToProxy {
                 error_code: ctx.status,
                 can_reuse_downstream: false,

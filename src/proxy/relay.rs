@@ -2,7 +2,7 @@
 //! then streams relayed chunk by chunk with usage read on the way.
 
 use super::ctx::{Relay, RequestCtx, RequestKind};
-use crate::errors::openai_envelope_for_upstream;
+use crate::errors::{openai_envelope_for_upstream, GatewayError};
 use crate::providers::RelayMode;
 use crate::sse::SseRelay;
 use crate::usage::openai_usage_in;
@@ -25,7 +25,31 @@ pub fn on_upstream_header(ctx: &mut RequestCtx, resp: &mut ResponseHeader) -> Re
     else {
         return Ok(());
     };
+    if status == 429 {
+        // The account's limit, whichever address answered: this target is done for this
+        // request (its other addresses share the key).
+        if let Some(a) = ctx.current.as_ref() {
+            let c = a.candidate;
+            ctx.exhausted.push(c);
+        }
+    }
     let provider_id = ctx.provider_id().unwrap_or_default();
+    if let Some(why) = unusable_success(ctx, resp) {
+        // A 200 the client could not use (a captive portal's HTML, a proxy's text page):
+        // the contract's 502, or the next target. Nothing reached the client yet.
+        if let Some(p) = gw.providers.get(provider_id) {
+            p.pool.record_failure(addr);
+        }
+        let msg = format!("upstream `{provider_id}` answered 200 with {why}");
+        let retry = ctx.kind != RequestKind::Passthrough && ctx.has_more_attempts();
+        ctx.last_error = Some(msg.clone());
+        if !retry {
+            ctx.local_error = Some(GatewayError::new(502, msg));
+        }
+        let mut e = Error::explain(ErrorType::HTTPStatus(502), "unusable upstream answer");
+        e.set_retry(retry);
+        return Err(e);
+    }
     let failed = status == 429 || status >= 500;
     if let Some(p) = gw.providers.get(provider_id) {
         // 429 is the account's limit, not the endpoint's health.
@@ -54,8 +78,48 @@ pub fn on_upstream_header(ctx: &mut RequestCtx, resp: &mut ResponseHeader) -> Re
     Ok(())
 }
 
+/// Why a 2xx answer cannot be relayed as the success the client asked for, judged from its
+/// `Content-Type` (the body is not held back to look at it): `None` when it can.
+fn unusable_success(ctx: &RequestCtx, resp: &ResponseHeader) -> Option<String> {
+    if ctx.kind == RequestKind::Passthrough || !resp.status.is_success() {
+        return None;
+    }
+    let mode = ctx.current.as_ref()?.prepared.as_ref()?.relay;
+    let ctype = resp.headers.get("content-type")?.to_str().unwrap_or("?");
+    let essence = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let json = essence == "application/json" || essence.ends_with("+json");
+    let ok = match mode {
+        // Some servers answer a stream request with one JSON body (an error or the whole
+        // answer at once): that passes, as the upstream sent it.
+        RelayMode::OpenAiStream { .. } => json || essence == "text/event-stream",
+        RelayMode::OpenAiJson => json,
+    };
+    (!ok).then(|| format!("content-type `{}` where JSON was expected", truncate(ctype, 64)))
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Set up the relay for the response the client will get, and fix its headers.
-pub fn on_response_header(ctx: &mut RequestCtx, resp: &mut ResponseHeader) -> Result<()> {
+/// `http10`: the client speaks HTTP/1.0, which has no chunked framing (close-delimited then).
+pub fn on_response_header(
+    ctx: &mut RequestCtx,
+    resp: &mut ResponseHeader,
+    http10: bool,
+) -> Result<()> {
+    let r = relay_for(ctx, resp);
+    if http10 {
+        resp.remove_header("transfer-encoding");
+    }
+    r
+}
+
+fn relay_for(ctx: &mut RequestCtx, resp: &mut ResponseHeader) -> Result<()> {
     ctx.status = resp.status.as_u16();
     resp.insert_header("x-request-id", ctx.id.as_str())?;
     if ctx.kind == RequestKind::Passthrough {
@@ -74,13 +138,17 @@ pub fn on_response_header(ctx: &mut RequestCtx, resp: &mut ResponseHeader) -> Re
     } else {
         match mode {
             Some(RelayMode::OpenAiStream { strip_usage_chunk }) => {
-                if strip_usage_chunk {
-                    resp.remove_header("content-length");
-                    resp.insert_header("transfer-encoding", "chunked")?;
-                }
+                // Events go out whole (held back while incomplete), so the length can
+                // change; an upstream's Content-Length framing must not reach the client.
+                resp.remove_header("content-length");
+                resp.insert_header("transfer-encoding", "chunked")?;
                 resp.insert_header("cache-control", "no-cache")?;
                 resp.insert_header("x-accel-buffering", "no")?;
-                Relay::Stream(SseRelay::new(strip_usage_chunk))
+                let max_event = ctx
+                    .gateway
+                    .as_ref()
+                    .map_or(crate::sse::DEFAULT_MAX_EVENT, |g| g.config.limits.max_stream_event);
+                Relay::Stream(SseRelay::with_max_event(strip_usage_chunk, max_event))
             }
             Some(RelayMode::OpenAiJson) => Relay::Json(BytesMut::new()),
             None => Relay::None,
@@ -89,8 +157,9 @@ pub fn on_response_header(ctx: &mut RequestCtx, resp: &mut ResponseHeader) -> Re
     Ok(())
 }
 
-/// One response body chunk (sync: never block here).
-pub fn on_body_chunk(ctx: &mut RequestCtx, body: &mut Option<Bytes>, eos: bool) {
+/// One response body chunk (sync: never block here). `Err` ends the response: the proxy
+/// then closes a stream with the terminal error.
+pub fn on_body_chunk(ctx: &mut RequestCtx, body: &mut Option<Bytes>, eos: bool) -> Result<()> {
     if let Some(b) = body.as_ref() {
         if ctx.ttft.is_none() && !b.is_empty() {
             ctx.ttft = Some(ctx.started.elapsed());
@@ -100,8 +169,31 @@ pub fn on_body_chunk(ctx: &mut RequestCtx, body: &mut Option<Bytes>, eos: bool) 
         Relay::None => {}
         Relay::Stream(sse) => {
             if let Some(b) = body.as_ref() {
-                if let Some(replaced) = sse.feed(b) {
-                    *body = Some(replaced);
+                match sse.feed(b) {
+                    Ok(Some(replaced)) => *body = Some(replaced),
+                    Ok(None) => {}
+                    Err(too_large) => {
+                        ctx.last_error = Some(too_large.to_string());
+                        *body = None;
+                        return Err(Error::explain(
+                            ErrorType::Custom("stream event too large"),
+                            "upstream event over limits.max_stream_event",
+                        )
+                        .into_up());
+                    }
+                }
+            }
+            if eos {
+                if let Some(rest) = sse.finish() {
+                    *body = Some(match body.take() {
+                        Some(b) if !b.is_empty() => {
+                            let mut joined = BytesMut::with_capacity(b.len() + rest.len());
+                            joined.extend_from_slice(&b);
+                            joined.extend_from_slice(&rest);
+                            joined.freeze()
+                        }
+                        _ => rest,
+                    });
                 }
             }
         }
@@ -130,7 +222,7 @@ pub fn on_body_chunk(ctx: &mut RequestCtx, body: &mut Option<Bytes>, eos: bool) 
                     out.extend_from_slice(&b);
                     *body = Some(out.freeze());
                     ctx.relay = Relay::None;
-                    return;
+                    return Ok(());
                 }
             }
             if eos {
@@ -150,6 +242,7 @@ pub fn on_body_chunk(ctx: &mut RequestCtx, body: &mut Option<Bytes>, eos: bool) 
             ctx.upstream_time = t.elapsed();
         }
     }
+    Ok(())
 }
 
 /// `Retry-After` in seconds or an HTTP date we do not parse (then 1 s); capped at 5 min.

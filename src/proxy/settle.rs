@@ -29,9 +29,17 @@ pub fn settle(session: &Session, ctx: &mut RequestCtx, error: Option<&pingora_er
         // Metric labels only take routed names, so clients cannot mint unbounded label values
         // (the log below still names what a refused client asked for).
         let provider = ctx.provider_id().unwrap_or("none");
-        let model = ctx.plan.as_ref().map_or("", |p| p.model.as_str());
-        let upstream_model = ctx.upstream_model().unwrap_or(model);
-        let m = metrics::route(op.otel_name(), provider, model, upstream_model);
+        let (model, upstream_model) = match ctx.plan.as_ref() {
+            Some(plan) if plan.known_names => {
+                let model = plan.model.as_str();
+                (
+                    metrics::label_value(model),
+                    metrics::label_value(ctx.upstream_model().unwrap_or(model)),
+                )
+            }
+            _ => (metrics::OTHER_MODEL.into(), metrics::OTHER_MODEL.into()),
+        };
+        let m = metrics::route(op.otel_name(), provider, &model, &upstream_model);
         m.count_request(status);
         m.duration.observe(duration.as_secs_f64());
         if let Some(ttft) = ctx.ttft {
@@ -58,13 +66,14 @@ pub fn settle(session: &Session, ctx: &mut RequestCtx, error: Option<&pingora_er
     let model = match ctx.plan.as_mut() {
         Some(plan) => Some(std::mem::take(&mut plan.model)),
         None => ctx.requested_model.take(),
-    };
+    }
+    .map(clip_owned);
     access_log::write(Record {
         at: Some(SystemTime::now()),
         request_id: std::mem::take(&mut ctx.id),
         key: ctx.key_name.take(),
         method: req.method.as_str().to_string(),
-        path: req.uri.path().to_string(),
+        path: crate::errors::clip(req.uri.path(), LOG_PATH_MAX).into_owned(),
         model,
         provider,
         endpoint,
@@ -77,8 +86,21 @@ pub fn settle(session: &Session, ctx: &mut RequestCtx, error: Option<&pingora_er
         error: ctx
             .last_error
             .take()
-            .or_else(|| error.map(|e| e.to_string())),
+            .or_else(|| error.map(|e| e.to_string()))
+            .map(clip_owned),
     });
+}
+
+/// What a log line keeps of a client-supplied model name or message (issue 7: a 5 MiB
+/// model name added 10.5 MB to the log).
+const LOG_FIELD_MAX: usize = 512;
+const LOG_PATH_MAX: usize = 1024;
+
+fn clip_owned(s: String) -> String {
+    if s.len() <= LOG_FIELD_MAX {
+        return s;
+    }
+    crate::errors::clip(&s, LOG_FIELD_MAX).into_owned()
 }
 
 /// Usage as the upstream reported it, or an estimate when a stream was cut before its

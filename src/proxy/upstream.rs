@@ -4,7 +4,10 @@
 use super::ctx::{Attempt, RequestCtx, RequestKind};
 use crate::config::{Endpoint, Limits};
 use crate::errors::GatewayError;
-use crate::providers::{adapter_for, bearer, strip_headers, ClientRequest, CLIENT_ONLY_HEADERS};
+use crate::providers::{
+    adapter_for, bearer, set_forwarded_for, strip_connection_listed, strip_headers, ClientRequest,
+    CLIENT_ONLY_HEADERS, HOP_BY_HOP_HEADERS,
+};
 use bytes::Bytes;
 use pingora_core::protocols::ALPN;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -51,28 +54,33 @@ pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         Some(a) => (a.candidate + 1) % n,
         None => 0,
     };
-    for i in 0..n {
-        let idx = (start + i) % n;
-        let cand = &plan.candidates[idx];
-        if adapter_for(cand.provider.provider.dialect).is_none() {
-            continue;
-        }
-        let avoid: Vec<_> = ctx
-            .tried
-            .iter()
-            .filter(|(c, _)| *c == idx)
-            .map(|(_, a)| *a)
-            .collect();
-        if let Some(picked) = cand.provider.pool.pick(&avoid) {
-            ctx.tried.push((idx, picked.addr));
-            let p = peer(picked.addr, &picked.endpoint.endpoint, limits);
-            ctx.current = Some(Attempt {
-                candidate: idx,
-                addr: picked.addr,
-                endpoint: picked.endpoint,
-                prepared: None,
-            });
-            return Ok(p);
+    // First every target's non-ejected endpoints, then the ejected ones: an endpoint that
+    // keeps failing (refusing, stalling) is skipped while any other target remains.
+    for allow_ejected in [false, true] {
+        for i in 0..n {
+            let idx = (start + i) % n;
+            let cand = &plan.candidates[idx];
+            if adapter_for(cand.provider.provider.dialect).is_none() || ctx.exhausted.contains(&idx)
+            {
+                continue;
+            }
+            let avoid: Vec<_> = ctx
+                .tried
+                .iter()
+                .filter(|(c, _)| *c == idx)
+                .map(|(_, a)| *a)
+                .collect();
+            if let Some(picked) = cand.provider.pool.pick_with(&avoid, allow_ejected) {
+                ctx.tried.push((idx, picked.addr));
+                let p = peer(picked.addr, &picked.endpoint.endpoint, limits);
+                ctx.current = Some(Attempt {
+                    candidate: idx,
+                    addr: picked.addr,
+                    endpoint: picked.endpoint,
+                    prepared: None,
+                });
+                return Ok(p);
+            }
         }
     }
     let model = plan.model.clone();
@@ -109,10 +117,22 @@ fn peer(addr: std::net::SocketAddr, ep: &Endpoint, limits: &Limits) -> Box<HttpP
     Box::new(p)
 }
 
-/// Rewrite path, headers and body for the target of this attempt.
-pub fn shape_request(ctx: &mut RequestCtx, req: &mut RequestHeader) -> Result<()> {
+/// Rewrite path, headers and body for the target of this attempt. `client`: the address
+/// the request came from, for `X-Forwarded-For`.
+pub fn shape_request(
+    ctx: &mut RequestCtx,
+    req: &mut RequestHeader,
+    client: Option<std::net::IpAddr>,
+) -> Result<()> {
     ctx.upstream_started = Some(Instant::now());
+    strip_connection_listed(req);
     req.insert_header("x-request-id", ctx.id.as_str())?;
+    shape_for_target(ctx, req)?;
+    // After the adapters' header strip, which removes the client's own claim.
+    set_forwarded_for(req, client)
+}
+
+fn shape_for_target(ctx: &mut RequestCtx, req: &mut RequestHeader) -> Result<()> {
     match ctx.kind {
         RequestKind::Passthrough => shape_passthrough(ctx, req),
         RequestKind::Model(op) => {
@@ -185,7 +205,7 @@ fn shape_passthrough(ctx: &mut RequestCtx, req: &mut RequestHeader) -> Result<()
         path.parse()
             .map_err(|_| Error::explain(ErrorType::HTTPStatus(400), "bad passthrough path"))?,
     );
-    strip_headers(req, &[CLIENT_ONLY_HEADERS]);
+    strip_headers(req, &[CLIENT_ONLY_HEADERS, HOP_BY_HOP_HEADERS]);
     req.insert_header("host", host)?;
     if let Some(key) = &provider.api_key {
         req.insert_header("authorization", bearer(key)?)?;

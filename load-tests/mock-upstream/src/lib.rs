@@ -12,6 +12,19 @@
 //! | `sse:N:MS`               | N content events spaced MS ms apart, then usage (if asked) and `[DONE]` |
 //! | `cut:N`                  | N content events, then the connection drops (no `[DONE]`) |
 //!
+//! Fault injection (issue 7), each bounded in time and bytes so a test never hangs:
+//!
+//! | `x-mock`                 | answer |
+//! |--------------------------|--------|
+//! | `stall-mid:N`            | N content events, then silence (connection held 1 h) |
+//! | `garbage`                | a status line, then bytes that are not HTTP framing |
+//! | `cl-sse:N:MS`            | an SSE stream framed with `Content-Length`, events MS ms apart |
+//! | `endless-event:MIB`      | one SSE event that never ends: MIB MiB of `data:` without a blank line |
+//! | `drip:N`                 | a JSON answer sent 1 byte a second, N bytes then the connection stalls |
+//! | `huge:BYTES`             | a 200 JSON answer of BYTES bytes (`usage` at its end) |
+//! | `not-json`               | a 200 `text/html` answer to a JSON request |
+//! | `json-reset:BYTES`       | a 200 JSON answer whose `Content-Length` promises more; BYTES sent, then a reset |
+//!
 //! Every answer carries `x-mock-id`, `x-mock-path`, `x-mock-auth` (the Authorization the
 //! upstream saw), `x-mock-body-len` and `x-mock-body-sha256` of the request body it got,
 //! so tests prove what reached the upstream, byte for byte.
@@ -255,6 +268,99 @@ async fn respond(sock: &mut TcpStream, id: &str, req: &Seen) -> std::io::Result<
             Ok(false)
         }
         "reset" => Ok(false),
+        "stall-mid" => {
+            let n: usize = parts.next().and_then(|c| c.parse().ok()).unwrap_or(2);
+            stream_head(sock, &common).await?;
+            for i in 0..n {
+                write_chunk(sock, content_event(id, &model, i, false).as_bytes()).await?;
+            }
+            sock.flush().await?;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(false)
+        }
+        "garbage" => {
+            sock.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/event-stream\r\n\r\nzz-not-a-chunk-size\r\n\x00\x01\x02garbage\r\n")
+                .await?;
+            sock.flush().await?;
+            Ok(false)
+        }
+        "cl-sse" => {
+            let n: usize = parts.next().and_then(|c| c.parse().ok()).unwrap_or(3);
+            let ms: u64 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(200);
+            let events: Vec<String> = (0..n)
+                .map(|i| content_event(id, &model, i, false))
+                .chain(std::iter::once("data: [DONE]\n\n".to_string()))
+                .collect();
+            let len: usize = events.iter().map(String::len).sum();
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {len}\r\n{common}\r\n");
+            sock.write_all(head.as_bytes()).await?;
+            for (i, ev) in events.iter().enumerate() {
+                if i > 0 {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                sock.write_all(ev.as_bytes()).await?;
+                sock.flush().await?;
+            }
+            Ok(true)
+        }
+        "endless-event" => {
+            let mib: usize = parts.next().and_then(|c| c.parse().ok()).unwrap_or(64);
+            stream_head(sock, &common).await?;
+            write_chunk(sock, content_event(id, &model, 0, false).as_bytes()).await?;
+            write_chunk(sock, b"data: ").await?;
+            let block = vec![b'A'; 64 * 1024];
+            for _ in 0..mib * 16 {
+                // Stops when the gateway gives up on the stream (write error).
+                write_chunk(sock, &block).await?;
+            }
+            Ok(false)
+        }
+        "drip" => {
+            let n: usize = parts.next().and_then(|c| c.parse().ok()).unwrap_or(3);
+            let body = br#"{"id":"chatcmpl-drip","object":"chat.completion","choices":[]}"#;
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{common}\r\n", body.len());
+            sock.write_all(head.as_bytes()).await?;
+            for b in body.iter().take(n) {
+                sock.write_all(&[*b]).await?;
+                sock.flush().await?;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(false)
+        }
+        "huge" => {
+            let size: usize = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1 << 20);
+            let head = br#"{"id":"chatcmpl-huge","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":""#;
+            let tail = br#""},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":9,"total_tokens":14}}"#;
+            let fill = size.saturating_sub(head.len() + tail.len());
+            let mut body = Vec::with_capacity(size);
+            body.extend_from_slice(head);
+            body.resize(head.len() + fill, b'x');
+            body.extend_from_slice(tail);
+            write_whole(sock, 200, "application/json", &common, &body).await?;
+            Ok(true)
+        }
+        "not-json" => {
+            write_whole(
+                sock,
+                200,
+                "text/html",
+                &common,
+                b"<html><body>captive portal</body></html>",
+            )
+            .await?;
+            Ok(true)
+        }
+        "json-reset" => {
+            let sent: usize = parts.next().and_then(|c| c.parse().ok()).unwrap_or(20);
+            let body = br#"{"id":"chatcmpl-reset","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"partial answer that never ends"}}]}"#;
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{common}\r\n", body.len() + 1000);
+            sock.write_all(head.as_bytes()).await?;
+            sock.write_all(&body[..sent.min(body.len())]).await?;
+            sock.flush().await?;
+            let _ = sock.set_zero_linger(); // RST, not FIN
+            Ok(false)
+        }
         "status" | "text-status" => {
             let code: u16 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(500);
             if let Some(ra) = parts.next() {
@@ -362,6 +468,18 @@ async fn stream(
     write_chunk(sock, tail.as_bytes()).await?;
     sock.write_all(b"0\r\n\r\n").await?;
     Ok(true)
+}
+
+async fn stream_head(sock: &mut TcpStream, extra: &str) -> std::io::Result<()> {
+    let head = format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n{extra}\r\n");
+    sock.write_all(head.as_bytes()).await
+}
+
+fn content_event(id: &str, model: &str, i: usize, usage_null: bool) -> String {
+    let usage_null = if usage_null { r#","usage":null"# } else { "" };
+    format!(
+        "data: {{\"id\":\"chatcmpl-{id}\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]{usage_null}}}\n\n"
+    )
 }
 
 async fn write_chunk(sock: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
