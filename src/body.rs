@@ -61,7 +61,9 @@ impl RequestHead {
             })
             .map_err(|e| match e.classify() {
                 // Well-formed JSON of the wrong shape (not an object, a duplicate key).
-                serde_json::error::Category::Data => ScanError(format!("request body: {e}")),
+                serde_json::error::Category::Data => {
+                    ScanError(format!("request body must be one JSON object: {e}"))
+                }
                 _ => ScanError(format!("request body is not valid JSON: {e}")),
             })?;
         de.end()
@@ -270,7 +272,12 @@ mod tests {
             br#"{"model":"m","stream_options":{},"stream_options":{"include_usage":true}}"#,
         ] {
             let e = RequestHead::scan(body).unwrap_err();
-            assert!(e.0.contains("duplicate key"), "{}: {}", String::from_utf8_lossy(body), e.0);
+            assert!(
+                e.0.contains("duplicate key"),
+                "{}: {}",
+                String::from_utf8_lossy(body),
+                e.0
+            );
         }
         // Keys the gateway does not read pass as they are: the upstream decides.
         assert!(RequestHead::scan(br#"{"model":"m","user":"a","user":"b"}"#).is_ok());

@@ -91,9 +91,7 @@ impl Gateway {
     }
 
     pub fn is_discovered(&self, model: &str) -> bool {
-        self.discovered
-            .read()
-            .is_ok_and(|m| m.contains_key(model))
+        self.discovered.read().is_ok_and(|m| m.contains_key(model))
     }
 
     pub fn discovered_provider(&self, model: &str) -> Option<String> {

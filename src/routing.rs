@@ -50,7 +50,7 @@ impl Gateway {
                     "unknown provider `{}` in X-Provider",
                     crate::errors::clip(pid, 128)
                 ))
-                    .code("provider_not_found")
+                .code("provider_not_found")
             })?;
             let bare = requested
                 .strip_prefix(pid)

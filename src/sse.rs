@@ -389,10 +389,19 @@ mod tests {
             let out = r.feed(&first).unwrap().expect("replaced");
             assert_eq!(&out[..], b"data: {\"choices\":[{}]}\n\n");
             assert!(r.holds_partial_event());
-            let out = r.feed(&Bytes::from_static(b"ices\":[{}]}\r")).unwrap().unwrap();
+            let out = r
+                .feed(&Bytes::from_static(b"ices\":[{}]}\r"))
+                .unwrap()
+                .unwrap();
             assert!(out.is_empty());
-            let out = r.feed(&Bytes::from_static(b"\n\r\ndata: [DONE]\n\n")).unwrap().unwrap();
-            assert_eq!(&out[..], b"data: {\"choices\":[{}]}\r\n\r\ndata: [DONE]\n\n");
+            let out = r
+                .feed(&Bytes::from_static(b"\n\r\ndata: [DONE]\n\n"))
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                &out[..],
+                b"data: {\"choices\":[{}]}\r\n\r\ndata: [DONE]\n\n"
+            );
             assert!(!r.holds_partial_event() && r.saw_done);
             assert_eq!(r.content_events, 2);
         }
@@ -442,6 +451,10 @@ mod tests {
         let out = r.feed(&Bytes::from_static(b"\n\n")).unwrap().unwrap();
         assert_eq!(out.len(), 6 + 64 * 1024 * 1024 + 2);
         // Linear: well under a second even unoptimised; quadratic would take minutes.
-        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -233,7 +233,7 @@ async fn bad_input_gets_openai_errors() {
     let gw = zero_config(&mock).await;
     let cases: &[(&str, u16, &str)] = &[
         ("not json", 400, "not valid JSON"),
-        ("[1,2]", 400, "not valid JSON"),
+        ("[1,2]", 400, "JSON object"),
         (r#"{"messages":[]}"#, 400, "model"),
         (r#"{"model":7,"messages":[]}"#, 400, "model"),
         (r#"{"model":"openai/x"}"#, 400, "messages"),

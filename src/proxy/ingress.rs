@@ -78,10 +78,7 @@ pub async fn admit(
         return refuse(
             session,
             ctx,
-            GatewayError::not_found(format!(
-                "unknown path {}",
-                crate::errors::clip(&path, 256)
-            )),
+            GatewayError::not_found(format!("unknown path {}", crate::errors::clip(&path, 256))),
         )
         .await;
     }
@@ -141,8 +138,8 @@ pub async fn admit(
                             "The model `{}` does not exist",
                             crate::errors::clip(&id, 256)
                         ))
-                            .param("model")
-                            .code("model_not_found"),
+                        .param("model")
+                        .code("model_not_found"),
                     )
                     .await
                 }
@@ -196,10 +193,7 @@ pub async fn admit(
         return refuse(
             session,
             ctx,
-            GatewayError::not_found(format!(
-                "unknown path {}",
-                crate::errors::clip(&path, 256)
-            )),
+            GatewayError::not_found(format!("unknown path {}", crate::errors::clip(&path, 256))),
         )
         .await;
     };
@@ -207,7 +201,10 @@ pub async fn admit(
         return refuse(
             session,
             ctx,
-            GatewayError::new(405, format!("{} takes POST", crate::errors::clip(&path, 256))),
+            GatewayError::new(
+                405,
+                format!("{} takes POST", crate::errors::clip(&path, 256)),
+            ),
         )
         .await;
     }

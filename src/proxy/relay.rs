@@ -86,7 +86,12 @@ fn unusable_success(ctx: &RequestCtx, resp: &ResponseHeader) -> Option<String> {
     }
     let mode = ctx.current.as_ref()?.prepared.as_ref()?.relay;
     let ctype = resp.headers.get("content-type")?.to_str().unwrap_or("?");
-    let essence = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = ctype
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let json = essence == "application/json" || essence.ends_with("+json");
     let ok = match mode {
         // Some servers answer a stream request with one JSON body (an error or the whole
@@ -94,7 +99,12 @@ fn unusable_success(ctx: &RequestCtx, resp: &ResponseHeader) -> Option<String> {
         RelayMode::OpenAiStream { .. } => json || essence == "text/event-stream",
         RelayMode::OpenAiJson => json,
     };
-    (!ok).then(|| format!("content-type `{}` where JSON was expected", truncate(ctype, 64)))
+    (!ok).then(|| {
+        format!(
+            "content-type `{}` where JSON was expected",
+            truncate(ctype, 64)
+        )
+    })
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -147,7 +157,9 @@ fn relay_for(ctx: &mut RequestCtx, resp: &mut ResponseHeader) -> Result<()> {
                 let max_event = ctx
                     .gateway
                     .as_ref()
-                    .map_or(crate::sse::DEFAULT_MAX_EVENT, |g| g.config.limits.max_stream_event);
+                    .map_or(crate::sse::DEFAULT_MAX_EVENT, |g| {
+                        g.config.limits.max_stream_event
+                    });
                 Relay::Stream(SseRelay::with_max_event(strip_usage_chunk, max_event))
             }
             Some(RelayMode::OpenAiJson) => Relay::Json(BytesMut::new()),
