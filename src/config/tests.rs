@@ -625,3 +625,76 @@ ratelimit: { store: redis, url: \"http://:${SECRET}@r:6379\" }
     assert!(diagnostics.len() >= 8, "{shown}");
     assert!(!shown.contains("s3cr3t"), "{shown}");
 }
+
+/// The files people copy: every example in `conf/` and the load rig's configuration.
+fn shipped_configs() -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(root.join("conf"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files.push(root.join("load-tests/realistic.yaml"));
+    files
+}
+
+/// Issue 7, defect 16: no shipped config holds a usable credential. Every gateway key
+/// (`key`, `key_sha256`) and provider `api_key` must be exactly one `${VAR}` without a
+/// default, so the secret comes from the operator's environment, never from the file.
+#[test]
+fn shipped_configs_hold_no_credential() {
+    let files = shipped_configs();
+    assert!(files.len() >= 3, "{files:?}");
+    let is_reference = |v: &str| {
+        v.strip_prefix("${")
+            .and_then(|rest| rest.strip_suffix('}'))
+            .is_some_and(|name| {
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+    };
+    let mut literal = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        // The raw file, before expansion: `${VAR}` is still text here.
+        let root: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let mut secrets = Vec::new();
+        for key in root["auth"]["keys"].as_sequence().into_iter().flatten() {
+            secrets.extend([&key["key"], &key["key_sha256"]]);
+        }
+        for provider in root["providers"].as_mapping().into_iter().flatten() {
+            secrets.push(&provider.1["api_key"]);
+        }
+        for secret in secrets.into_iter().filter(|s| !s.is_null()) {
+            if !secret.as_str().is_some_and(is_reference) {
+                literal.push(format!("{}: {secret:?}", file.display()));
+            }
+        }
+    }
+    assert!(literal.is_empty(), "literal credentials: {literal:#?}");
+}
+
+/// The examples in `conf/` load, with a distinct placeholder for every secret they read.
+#[test]
+fn examples_load() {
+    for file in shipped_configs()
+        .iter()
+        .filter(|f| !f.ends_with("realistic.yaml"))
+    {
+        let text = std::fs::read_to_string(file).unwrap();
+        let named: Vec<String> = text
+            .split("${")
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}'))
+            .map(|(name, _)| name.to_string())
+            .collect();
+        // A preset's key variable (`groq` reads GROQ_API_KEY) is named by no `${}`.
+        let env = |name: &str| {
+            (named.iter().any(|n| n == name) || name.ends_with("_API_KEY"))
+                .then(|| format!("{name}-placeholder"))
+        };
+        if let Err(d) = load_file(file, &env) {
+            panic!("{}", messages(&d));
+        }
+    }
+}
