@@ -65,6 +65,6 @@ measure() { # name port command...
 {
   printf 'proxy\tinstructions\tper request\n'
   measure pingora-bare "$BARE" "$ROOT/target/release/examples/bare_proxy" "127.0.0.1:$BARE" "127.0.0.1:$MOCK"
-  RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT \
+  RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RIG_KEY=sk-load \
     measure switchyard "$SY" "$ROOT/target/release/switchyard" --config "$ROOT/load-tests/realistic.yaml"
 } | tee "$OUT/summary.tsv"

@@ -106,7 +106,7 @@ EOF
 taskset -c "$PROXY_CPU" nginx -c "$OUT/nginx.conf" -e "$OUT/nginx-error.log"
 
 # The realistic configuration (scenario 5): load-tests/realistic.yaml.
-RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RUST_LOG=warn \
+RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RIG_KEY=sk-load RUST_LOG=warn \
   taskset -c "$PROXY_CPU" "$ROOT/target/release/switchyard" --config "$ROOT/load-tests/realistic.yaml" >"$OUT/switchyard.log" 2>&1 &
 SY_PID=$!; PIDS+=($SY_PID)
 

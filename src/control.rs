@@ -72,6 +72,13 @@ impl Control {
         let loaded = load(self.config_path.as_deref());
         match loaded {
             Ok(cfg) => {
+                cfg.warnings.iter().for_each(|w| log::warn!("{w}"));
+                // Listeners and other process settings stay as they are until a restart.
+                if let Some(old) = Gateway::current() {
+                    for w in config::restart_needed(&old.config, &cfg) {
+                        log::warn!("{w}");
+                    }
+                }
                 let gw = Arc::new(Gateway::new(cfg));
                 prepare(&gw).await;
                 Gateway::install(gw);

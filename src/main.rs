@@ -29,7 +29,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Validate a config file: exit 0, or print every problem as `FILE:LINE: message` and exit 2.
+    /// Validate a config file: print every problem as `FILE:LINE: message` and exit 2, or
+    /// exit 0; warnings (`FILE:LINE: warning: ...`, settings not enforced yet) do not fail it.
     Check,
 }
 
@@ -43,7 +44,10 @@ fn main() {
         };
         let env = |k: &str| std::env::var(k).ok();
         match switchyard::config::load_file(path, &env) {
-            Ok(_) => {
+            Ok(cfg) => {
+                for w in &cfg.warnings {
+                    println!("{w}");
+                }
                 println!("{}: ok", path.display());
                 std::process::exit(0);
             }

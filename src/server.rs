@@ -57,6 +57,8 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>, flags: ProcessFlags) -> ! 
 
     let listen: Vec<String> = cfg.listen.iter().map(|a| a.to_string()).collect();
     let admin = cfg.admin_listen;
+    // Settings accepted but not enforced yet (issue 7, defect 14).
+    cfg.warnings.iter().for_each(|w| log::warn!("{w}"));
     Gateway::install(Arc::new(Gateway::new(cfg)));
 
     let control = server.add_service(background_service("control", Control { config_path }));

@@ -27,11 +27,11 @@ grep -q "test result: FAILED" target/rust-tests.log && { echo "rust tests failed
 echo "== example configs"
 # Placeholder secrets: the files name them as ${VAR}; `check` needs them set.
 for f in conf/*.yaml; do
-  RESEARCH_KEY=x TEAM_A_KEY=x BATCH_KEY=y OPENAI_API_KEY=x GROQ_API_KEY=x \
+  RESEARCH_KEY=x OPS_KEY=o TEAM_A_KEY=x BATCH_KEY=y OPENAI_API_KEY=x GROQ_API_KEY=x \
     ./target/debug/switchyard check --config "$f"
 done
 # The load rig's realistic configuration, with the values its scripts set.
-RIG_PORT=1 RIG_MOCK=2 RIG_OUT=/tmp ./target/debug/switchyard check --config load-tests/realistic.yaml
+RIG_PORT=1 RIG_MOCK=2 RIG_OUT=/tmp RIG_KEY=x ./target/debug/switchyard check --config load-tests/realistic.yaml
 
 echo "== SDK suite"
 if [ ! -x .venv/bin/python ]; then

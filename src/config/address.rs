@@ -34,6 +34,7 @@ impl Endpoint {
 /// path, without its trailing `/`, becomes the base path.
 pub fn parse_url(text: &str) -> Result<BaseUrl, String> {
     let s = text.trim();
+    let text = &shown(text);
     let (tls, rest) = if let Some(rest) = strip_prefix_ignore_case(s, "https://") {
         (true, rest)
     } else if let Some(rest) = strip_prefix_ignore_case(s, "http://") {
@@ -77,6 +78,12 @@ pub fn parse_pool_entry(text: &str, default_base_path: &str) -> Result<BaseUrl, 
     let s = text.trim();
     if s.contains("://") {
         return parse_url(s);
+    }
+    let text = &shown(text);
+    if s.contains('@') {
+        return Err(format!(
+            "endpoint `{text}` carries credentials: put the secret in api_key instead"
+        ));
     }
     if s.contains('/') || s.contains(char::is_whitespace) {
         return Err(format!(
@@ -161,6 +168,20 @@ fn parse_authority(authority: &str) -> Result<(String, Option<u16>), String> {
     Ok((host.to_ascii_lowercase(), port))
 }
 
+/// `text` as a message may quote it: user info (`user:password@`) is replaced by `***`,
+/// since a URL may carry a secret (diagnostics are logged).
+pub(crate) fn shown(text: &str) -> String {
+    let (scheme, rest) = match text.find("://") {
+        Some(at) => text.split_at(at + 3),
+        None => ("", text),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}***{}", &rest[at..]),
+        None => text.to_string(),
+    }
+}
+
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
@@ -221,6 +242,12 @@ mod tests {
         assert!(err("https://x:99999").contains("not a port"));
         assert!(err("https://x:abc/v1").contains("not a port"));
         assert!(err("https://user:pw@x").contains("api_key"));
+        assert!(!err("https://user:pw@x").contains("pw"));
+        assert!(!err("ftp://user:pw@x/v1").contains("pw"));
+        assert!(!err("user:pw@x/v1").contains("pw"));
+        assert!(!parse_pool_entry("user:pw@x", "/v1")
+            .unwrap_err()
+            .contains("pw"));
         assert!(err("https://x/v1?a=b").contains("query"));
         assert!(err("https://::1:80").contains("brackets"));
         assert!(err("https://[::1").contains("unclosed"));

@@ -98,6 +98,7 @@ pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> 
         models: BTreeMap::new(),
         ratelimit: RateLimitStore::Memory,
         access_log: None,
+        warnings: Vec::new(),
     })
 }
 

@@ -1,27 +1,22 @@
-//! The user-facing face of the configuration: serde structs for the YAML of
-//! the spec's section 3, and the parse that reads them.
+//! The user-facing face of the configuration: the YAML of the spec's section
+//! 3 as plain structs, and the parse that reads them (with `tree.rs`).
 //!
-//! Every struct denies unknown keys. Values whose syntax is ours (durations,
-//! sizes, enums such as `balance`) are kept as written and checked while
-//! lowering (`validate.rs`), so that their messages say how to fix them.
-//!
-//! A file that parses cleanly is read in one go. One that does not is read
-//! again entry by entry (each provider, model and key on its own), so that
-//! every bad entry is reported, each at its own line, and the good entries
-//! can still be cross-checked.
+//! Every block knows its keys and reports the others. Values whose syntax is
+//! ours (durations, sizes, enums such as `balance`) are kept as written and
+//! checked while lowering (`validate.rs`), so that their messages say how to
+//! fix them. Every value is read on its own: a wrong one is reported and
+//! counts as absent, and reading goes on, so one run reports every problem.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
-use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, SeqAccess, Visitor};
-use serde::Deserialize;
+use serde_yaml_ng::Value;
 
 use super::diagnostic::Problem;
-use super::locate::{self, Seg};
+use super::locate;
+use super::tree::{Block, NodePath, Reader};
 
 /// The whole file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct FileConfig {
     pub listen: Option<ListenFile>,
     pub admin: Option<AdminFile>,
@@ -53,15 +48,14 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 pub struct ListenFile(pub Vec<String>);
 
 /// `admin:`: a separate listener for `/metrics`, `/healthz`, `/readyz`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct AdminFile {
-    pub listen: String,
+    /// Required; `None` when missing (already reported).
+    pub listen: Option<String>,
 }
 
 /// `server:`: process settings; absent values take `ServerSettings::default()`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct ServerFile {
     pub threads: Option<usize>,
     pub grace_period: Option<Humane>,
@@ -71,8 +65,7 @@ pub struct ServerFile {
 }
 
 /// `limits:`: request limits; absent values take `Limits::default()`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct LimitsFile {
     pub max_request_body: Option<Humane>,
     pub connect_timeout: Option<Humane>,
@@ -85,16 +78,15 @@ pub struct LimitsFile {
 }
 
 /// `auth:`: the gateway keys; none means an open gateway (loopback only).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct AuthFile {
     pub keys: Option<Vec<KeyFile>>,
 }
 
 /// One gateway key: a secret (`key`) or its SHA-256 (`key_sha256`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct KeyFile {
+    /// Empty when missing: lowering says why a key needs one.
     pub name: String,
     pub key: Option<String>,
     pub key_sha256: Option<String>,
@@ -105,29 +97,26 @@ pub struct KeyFile {
 }
 
 /// Per-key or per-model limits, per minute.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RateLimitsFile {
     pub requests_per_minute: Option<u64>,
     pub tokens_per_minute: Option<u64>,
 }
 
 /// A key's spending cap per calendar period.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct BudgetFile {
-    pub usd: f64,
+    /// Required; `None` when missing or unreadable (already reported).
+    pub usd: Option<f64>,
     /// `day`, `week` or `month`; absent means `month`.
     pub period: Option<String>,
 }
 
 /// One provider account or fleet.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Clone)]
 pub struct ProviderFile {
     /// A dialect (`openai`, `azure_openai`, ...) or a preset id (`groq`, ...);
     /// absent means the provider's id, when that is a preset.
-    #[serde(rename = "type")]
     pub kind: Option<String>,
     pub api_key: Option<String>,
     /// Where the preset's paths are appended, as `<ID>_BASE_URL` would set it.
@@ -143,8 +132,7 @@ pub struct ProviderFile {
 }
 
 /// A provider's active health check; absent values take the provider's defaults.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Clone)]
 pub struct HealthCheckFile {
     /// HTTP path to GET; absent means a TCP connect check.
     pub path: Option<String>,
@@ -153,8 +141,7 @@ pub struct HealthCheckFile {
 }
 
 /// One client-facing model name and where it goes.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct ModelFile {
     pub targets: Vec<TargetFile>,
     pub limits: Option<RateLimitsFile>,
@@ -162,18 +149,17 @@ pub struct ModelFile {
 
 /// One target of a model: a provider, the upstream model id (absent = the
 /// client's name), a weight within its tier (default 1) and a tier (default 0).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct TargetFile {
-    pub provider: String,
+    /// Required; `None` when missing or unreadable (already reported).
+    pub provider: Option<String>,
     pub model: Option<String>,
     pub weight: Option<u32>,
     pub priority: Option<u32>,
 }
 
 /// `ratelimit:`: where the limit counters live.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct RateLimitFile {
     /// `memory` (the default) or `redis`.
     pub store: Option<String>,
@@ -186,55 +172,6 @@ pub struct RateLimitFile {
 /// by `units.rs` while lowering.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Humane(pub String);
-
-impl<'de> Deserialize<'de> for Humane {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct HumaneVisitor;
-        impl Visitor<'_> for HumaneVisitor {
-            type Value = Humane;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration like `30s` or a size like `32MiB`")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Humane, E> {
-                Ok(Humane(v.to_string()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Humane, E> {
-                Ok(Humane(v.to_string()))
-            }
-            // Kept as text so that units.rs explains what is wrong with them.
-            fn visit_i64<E>(self, v: i64) -> Result<Humane, E> {
-                Ok(Humane(v.to_string()))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Humane, E> {
-                Ok(Humane(v.to_string()))
-            }
-        }
-        d.deserialize_any(HumaneVisitor)
-    }
-}
-
-impl<'de> Deserialize<'de> for ListenFile {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ListenVisitor;
-        impl<'de> Visitor<'de> for ListenVisitor {
-            type Value = ListenFile;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an address like \"0.0.0.0:8080\" or a list of them")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<ListenFile, E> {
-                Ok(ListenFile(vec![v.to_string()]))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ListenFile, A::Error> {
-                let mut all = Vec::new();
-                while let Some(address) = seq.next_element::<String>()? {
-                    all.push(address);
-                }
-                Ok(ListenFile(all))
-            }
-        }
-        d.deserialize_any(ListenVisitor)
-    }
-}
 
 /// The outcome of reading the file: what parsed, and what did not.
 #[derive(Debug, Default)]
@@ -249,108 +186,135 @@ pub struct Parsed {
     pub providers_broken: bool,
     /// `auth` or one of its keys did not parse: the gateway is not known to be open.
     pub auth_broken: bool,
+    /// The whole tree as read, for checks that look at what is written (`unenforced.rs`).
+    pub root: Value,
 }
 
 /// Reads the (already expanded) text. `Err` is a file that is not YAML or not
 /// a mapping at all; nothing more can be said about it.
 pub fn parse(text: &str) -> Result<Parsed, Problem> {
-    let strict_error = match serde_yaml_ng::from_str::<FileConfig>(text) {
-        Ok(file) => {
-            return Ok(Parsed {
-                file,
-                ..Parsed::default()
-            })
-        }
-        Err(err) => err,
-    };
-    let mut parsed = parse_by_entry(text)?;
-    if parsed.problems.is_empty() {
-        // Safety net: the entry-by-entry read must never pass what the whole
-        // read refused.
-        let (line, message) = locate::describe(&strict_error);
-        parsed
-            .problems
-            .push(Problem::new(line.unwrap_or(1), message));
-    }
-    Ok(parsed)
-}
-
-/// The slow path: every section, provider, model and key on its own.
-fn parse_by_entry(text: &str) -> Result<Parsed, Problem> {
-    let top: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|err| {
+    let root: Value = serde_yaml_ng::from_str(text).map_err(|err| {
         let (line, message) = locate::describe(&err);
         Problem::new(line.unwrap_or(1), format!("not valid YAML: {message}"))
     })?;
-    let top = match top {
-        serde_yaml_ng::Value::Mapping(top) => top,
-        serde_yaml_ng::Value::Null => serde_yaml_ng::Mapping::new(),
-        _ => {
-            return Err(Problem::new(
-                1,
-                "the file must be a mapping of settings (listen:, providers:, models:, ...)",
-            ))
-        }
-    };
+    if !matches!(root, Value::Mapping(_) | Value::Null) {
+        return Err(Problem::new(
+            1,
+            "the file must be a mapping of settings (listen:, providers:, models:, ...)",
+        ));
+    }
+    let mut r = Reader::new(text);
     let mut parsed = Parsed::default();
-    for key in top.keys() {
-        match key.as_str() {
-            Some(k) if TOP_LEVEL_KEYS.contains(&k) => {}
-            _ => {
-                let name = key
-                    .as_str()
-                    .map_or_else(|| format!("{key:?}"), str::to_string);
-                let line = locate::line_for(text, &[Seg::Key(&name)]);
-                parsed.problems.push(Problem::new(
-                    line,
-                    format!(
-                        "unknown key `{name}`; expected one of: {}",
-                        TOP_LEVEL_KEYS.join(", ")
-                    ),
-                ));
-            }
-        }
+    if let Some(top) = r.block(Some(&root), NodePath::default(), TOP_LEVEL_KEYS) {
+        read_file(&mut r, &top, &mut parsed);
     }
+    parsed.problems = r.problems;
+    parsed.root = root;
+    Ok(parsed)
+}
 
-    let problems = &mut parsed.problems;
+/// Every section of the file.
+fn read_file(r: &mut Reader, top: &Block, parsed: &mut Parsed) {
     let file = &mut parsed.file;
-    file.listen = read(text, &[Seg::Key("listen")], problems).flatten();
-    file.admin = read(text, &[Seg::Key("admin")], problems).flatten();
-    file.server = read(text, &[Seg::Key("server")], problems).flatten();
-    file.limits = read(text, &[Seg::Key("limits")], problems).flatten();
-    file.ratelimit = read(text, &[Seg::Key("ratelimit")], problems).flatten();
-    file.access_log = read(text, &[Seg::Key("access_log")], problems).flatten();
+    file.listen = r
+        .texts(top.get("listen"), &top.field("listen"), true)
+        .map(ListenFile);
+    file.admin = section(r, top, "admin", &["listen"]).map(|admin| {
+        let listen = r.text(admin.get("listen"), &admin.field("listen"));
+        if admin.lacks("listen") {
+            r.report(
+                &admin.at,
+                "admin needs `listen`, e.g. admin: { listen: \"127.0.0.1:9090\" }",
+            );
+        }
+        AdminFile { listen }
+    });
+    file.server = section(
+        r,
+        top,
+        "server",
+        &[
+            "threads",
+            "grace_period",
+            "shutdown_timeout",
+            "pid_file",
+            "upgrade_sock",
+        ],
+    )
+    .map(|b| ServerFile {
+        threads: r.whole(b.get("threads"), &b.field("threads")),
+        grace_period: humane(r, &b, "grace_period"),
+        shutdown_timeout: humane(r, &b, "shutdown_timeout"),
+        pid_file: r.text(b.get("pid_file"), &b.field("pid_file")),
+        upgrade_sock: r.text(b.get("upgrade_sock"), &b.field("upgrade_sock")),
+    });
+    file.limits = section(
+        r,
+        top,
+        "limits",
+        &[
+            "max_request_body",
+            "connect_timeout",
+            "first_byte_timeout",
+            "idle_timeout",
+            "default_max_tokens",
+            "header_read_timeout",
+            "body_read_timeout",
+            "max_stream_event",
+        ],
+    )
+    .map(|b| LimitsFile {
+        max_request_body: humane(r, &b, "max_request_body"),
+        connect_timeout: humane(r, &b, "connect_timeout"),
+        first_byte_timeout: humane(r, &b, "first_byte_timeout"),
+        idle_timeout: humane(r, &b, "idle_timeout"),
+        default_max_tokens: r.whole(b.get("default_max_tokens"), &b.field("default_max_tokens")),
+        header_read_timeout: humane(r, &b, "header_read_timeout"),
+        body_read_timeout: humane(r, &b, "body_read_timeout"),
+        max_stream_event: humane(r, &b, "max_stream_event"),
+    });
+    file.ratelimit =
+        section(r, top, "ratelimit", &["store", "url", "on_store_error"]).map(|b| RateLimitFile {
+            store: r.text(b.get("store"), &b.field("store")),
+            url: r.text(b.get("url"), &b.field("url")),
+            on_store_error: r.text(b.get("on_store_error"), &b.field("on_store_error")),
+        });
+    file.access_log = r.text(top.get("access_log"), &top.field("access_log"));
 
-    // auth: the list first, then each key.
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct AuthOutline {
-        keys: Option<Vec<IgnoredAny>>,
-    }
-    match read::<Option<AuthOutline>>(text, &[Seg::Key("auth")], problems) {
-        None => parsed.auth_broken = true,
-        Some(None) => {}
-        Some(Some(outline)) => {
-            let count = outline.keys.as_ref().map_or(0, Vec::len);
-            let mut keys = Vec::new();
-            for i in 0..count {
-                let path = [Seg::Key("auth"), Seg::Key("keys"), Seg::Index(i)];
-                match read::<KeyFile>(text, &path, problems) {
-                    Some(key) => keys.push(key),
-                    None => parsed.auth_broken = true,
+    match section(r, top, "auth", &["keys"]) {
+        None if !top.lacks("auth") => parsed.auth_broken = true,
+        None => {}
+        Some(auth) => {
+            let at = auth.field("keys");
+            let keys = match (auth.get("keys"), r.list(auth.get("keys"), &at)) {
+                (Some(Value::Null) | None, _) => None,
+                (Some(_), None) => {
+                    parsed.auth_broken = true;
+                    None
                 }
-            }
-            file.auth = Some(AuthFile {
-                keys: outline.keys.map(|_| keys),
-            });
+                (Some(_), Some(items)) => Some(
+                    items
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, item)| {
+                            let key = read_key(r, item, at.index(i));
+                            parsed.auth_broken |= key.is_none();
+                            key
+                        })
+                        .collect(),
+                ),
+            };
+            file.auth = Some(AuthFile { keys });
         }
     }
 
-    match read_entries::<ProviderFile>(text, "providers", problems) {
+    match r.names(top.get("providers"), top.field("providers")) {
         None => parsed.providers_broken = true,
-        Some(entries) => {
+        Some(_) if !top.has("providers") => {}
+        Some(block) => {
             let mut providers = BTreeMap::new();
-            for (id, entry) in entries {
-                match entry {
+            for (id, value) in block.entries() {
+                match read_provider(r, value, block.field(&id)) {
                     Some(provider) => {
                         providers.insert(id, provider);
                     }
@@ -362,52 +326,161 @@ fn parse_by_entry(text: &str) -> Result<Parsed, Problem> {
             file.providers = Some(providers);
         }
     }
-    if let Some(entries) = read_entries::<ModelFile>(text, "models", problems) {
-        file.models = Some(
-            entries
-                .into_iter()
-                .filter_map(|(name, model)| Some((name, model?)))
-                .collect(),
-        );
-    }
-    Ok(parsed)
-}
-
-/// Reads the node at `path` as `T`. `None` when it did not parse (the problem
-/// is recorded); `Some(None)`-like absence is up to `T` (use `Option<_>`).
-fn read<T: DeserializeOwned>(text: &str, path: &[Seg], problems: &mut Vec<Problem>) -> Option<T> {
-    match locate::deserialize_at::<T>(text, path) {
-        Ok(Some(value)) => Some(value),
-        // Absent: let `T` decide what an absent node means (None for Option).
-        Ok(None) => T::deserialize(de::value::UnitDeserializer::<de::value::Error>::new()).ok(),
-        Err(err) => {
-            let (line, message) = locate::describe(&err);
-            let line = line.unwrap_or_else(|| locate::line_for(text, path));
-            problems.push(Problem::new(line, message));
-            None
+    if let Some(block) = r.names(top.get("models"), top.field("models")) {
+        if top.has("models") {
+            file.models = Some(
+                block
+                    .entries()
+                    .filter_map(|(name, value)| {
+                        let model = read_model(r, value, block.field(&name))?;
+                        Some((name, model))
+                    })
+                    .collect(),
+            );
         }
     }
 }
 
-/// Reads a mapping section (`providers`, `models`) entry by entry: `None` when
-/// the section itself is malformed, else each name with its entry (`None`
-/// where that entry did not parse).
-fn read_entries<T: DeserializeOwned>(
-    text: &str,
-    section: &str,
-    problems: &mut Vec<Problem>,
-) -> Option<Vec<(String, Option<T>)>> {
-    let names = read::<Option<BTreeMap<String, IgnoredAny>>>(text, &[Seg::Key(section)], problems)?;
-    Some(
-        names
-            .unwrap_or_default()
-            .into_keys()
-            .map(|name| {
-                let entry = read::<T>(text, &[Seg::Key(section), Seg::Key(&name)], problems);
-                (name, entry)
+/// A top-level block: `None` when absent, empty (`admin:` alone) or not a
+/// mapping (reported).
+fn section<'v>(r: &mut Reader, top: &Block<'v>, name: &str, known: &[&str]) -> Option<Block<'v>> {
+    let value = top.get(name).filter(|v| !v.is_null())?;
+    r.block(Some(value), top.field(name), known)
+}
+
+fn humane(r: &mut Reader, block: &Block, key: &str) -> Option<Humane> {
+    r.text(block.get(key), &block.field(key)).map(Humane)
+}
+
+/// One entry of `auth.keys`; `None` when it is not a mapping (reported).
+fn read_key(r: &mut Reader, value: &Value, at: NodePath) -> Option<KeyFile> {
+    let b = r.block(
+        Some(value),
+        at,
+        &["name", "key", "key_sha256", "models", "limits", "budget"],
+    )?;
+    Some(KeyFile {
+        name: r.text(b.get("name"), &b.field("name")).unwrap_or_default(),
+        key: r.text(b.get("key"), &b.field("key")),
+        key_sha256: r.text(b.get("key_sha256"), &b.field("key_sha256")),
+        models: r.texts(b.get("models"), &b.field("models"), false),
+        limits: read_rate_limits(r, &b, "limits"),
+        budget: b.get("budget").and_then(|value| {
+            let budget = r.block(Some(value), b.field("budget"), &["usd", "period"])?;
+            let usd = r.number(budget.get("usd"), &budget.field("usd"));
+            if budget.lacks("usd") {
+                r.report(
+                    &budget.at,
+                    format!(
+                        "{} needs `usd`, e.g. budget: {{ usd: 100, period: month }}",
+                        budget.at
+                    ),
+                );
+            }
+            Some(BudgetFile {
+                usd,
+                period: r.text(budget.get("period"), &budget.field("period")),
             })
-            .collect(),
-    )
+        }),
+    })
+}
+
+/// `limits:` of a key or a model.
+fn read_rate_limits(r: &mut Reader, parent: &Block, key: &str) -> Option<RateLimitsFile> {
+    let value = parent.get(key)?;
+    let b = r.block(
+        Some(value),
+        parent.field(key),
+        &["requests_per_minute", "tokens_per_minute"],
+    )?;
+    Some(RateLimitsFile {
+        requests_per_minute: r.whole(
+            b.get("requests_per_minute"),
+            &b.field("requests_per_minute"),
+        ),
+        tokens_per_minute: r.whole(b.get("tokens_per_minute"), &b.field("tokens_per_minute")),
+    })
+}
+
+/// One provider; `None` when the entry is not a mapping (reported). `openai:`
+/// with nothing after it is a preset with all its defaults.
+fn read_provider(r: &mut Reader, value: &Value, at: NodePath) -> Option<ProviderFile> {
+    let b = r.block(
+        Some(value),
+        at,
+        &[
+            "type",
+            "api_key",
+            "base_url",
+            "endpoint",
+            "endpoints",
+            "api_version",
+            "region",
+            "balance",
+            "health_check",
+        ],
+    )?;
+    let text = |r: &mut Reader, key: &str| r.text(b.get(key), &b.field(key));
+    Some(ProviderFile {
+        kind: text(r, "type"),
+        api_key: text(r, "api_key"),
+        base_url: text(r, "base_url"),
+        endpoint: text(r, "endpoint"),
+        endpoints: r.texts(b.get("endpoints"), &b.field("endpoints"), false),
+        api_version: text(r, "api_version"),
+        region: text(r, "region"),
+        balance: text(r, "balance"),
+        health_check: b.get("health_check").and_then(|value| {
+            let hc = r.block(
+                Some(value),
+                b.field("health_check"),
+                &["path", "interval", "timeout"],
+            )?;
+            Some(HealthCheckFile {
+                path: r.text(hc.get("path"), &hc.field("path")),
+                interval: humane(r, &hc, "interval"),
+                timeout: humane(r, &hc, "timeout"),
+            })
+        }),
+    })
+}
+
+/// One model; `None` when the entry is not a mapping (reported).
+fn read_model(r: &mut Reader, value: &Value, at: NodePath) -> Option<ModelFile> {
+    let b = r.block(Some(value), at, &["targets", "limits"])?;
+    let at = b.field("targets");
+    let items = r.list(b.get("targets"), &at).unwrap_or_default();
+    let targets = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let t = r.block(
+                Some(item),
+                at.index(i),
+                &["provider", "model", "weight", "priority"],
+            )?;
+            let provider = r.text(t.get("provider"), &t.field("provider"));
+            if t.lacks("provider") {
+                r.report(
+                    &t.at,
+                    format!(
+                        "{} needs `provider`: the id of an entry under providers:",
+                        t.at
+                    ),
+                );
+            }
+            Some(TargetFile {
+                provider,
+                model: r.text(t.get("model"), &t.field("model")),
+                weight: r.whole(t.get("weight"), &t.field("weight")),
+                priority: r.whole(t.get("priority"), &t.field("priority")),
+            })
+        })
+        .collect();
+    Some(ModelFile {
+        targets,
+        limits: read_rate_limits(r, &b, "limits"),
+    })
 }
 
 #[cfg(test)]
@@ -415,39 +488,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn top_level_keys_match_the_struct() {
-        // A file naming every top-level key with a null value parses both ways.
+    fn every_top_level_key_may_be_empty() {
         let text: String = TOP_LEVEL_KEYS.iter().map(|k| format!("{k}:\n")).collect();
-        assert!(serde_yaml_ng::from_str::<FileConfig>(&text).is_ok());
-        let parsed = parse_by_entry(&text).unwrap();
+        let parsed = parse(&text).unwrap();
         assert_eq!(parsed.problems, vec![]);
+        assert!(!parsed.auth_broken && !parsed.providers_broken);
     }
 
     #[test]
     fn listen_takes_one_or_many() {
-        let one: FileConfig = serde_yaml_ng::from_str("listen: 0.0.0.0:1").unwrap();
+        let one = parse("listen: 0.0.0.0:1").unwrap().file;
         assert_eq!(one.listen, Some(ListenFile(vec!["0.0.0.0:1".into()])));
-        let many: FileConfig = serde_yaml_ng::from_str("listen: [a, b]").unwrap();
+        let many = parse("listen: [a, b]").unwrap().file;
         assert_eq!(many.listen, Some(ListenFile(vec!["a".into(), "b".into()])));
     }
 
     #[test]
-    fn humane_values_accept_strings_and_numbers() {
-        let s: ServerFile =
-            serde_yaml_ng::from_str("{grace_period: 30s, shutdown_timeout: 10}").unwrap();
-        assert_eq!(s.grace_period, Some(Humane("30s".into())));
-        assert_eq!(s.shutdown_timeout, Some(Humane("10".into())));
+    fn humane_values_are_kept_as_written() {
+        let server = parse("server: {grace_period: 30s, shutdown_timeout: 10, threads: 3}")
+            .unwrap()
+            .file
+            .server
+            .unwrap();
+        assert_eq!(server.grace_period, Some(Humane("30s".into())));
+        assert_eq!(server.shutdown_timeout, Some(Humane("10".into())));
+        assert_eq!(server.threads, Some(3));
     }
 
     #[test]
-    fn a_clean_file_is_read_in_one_go() {
-        let parsed = parse("providers:\n  openai: { type: openai }\n").unwrap();
+    fn a_clean_file_has_no_problems() {
+        let parsed = parse("providers:\n  openai: { type: openai }\n  ollama:\n").unwrap();
         assert!(parsed.problems.is_empty());
-        assert!(parsed.file.providers.unwrap().contains_key("openai"));
+        let providers = parsed.file.providers.unwrap();
+        assert!(providers.contains_key("openai") && providers.contains_key("ollama"));
     }
 
     #[test]
-    fn every_bad_entry_is_reported_at_its_line() {
+    fn bad_values_are_reported_and_the_rest_is_read() {
         let text = "\
 listen: [\"127.0.0.1:8080\"]
 colour: blue
@@ -457,6 +534,7 @@ providers:
   bad:
     type: openai
     endpoint_list: [x]
+  worse: 5
 models:
   m1:
     targets: [ { provider: good, wieght: 2 } ]
@@ -466,27 +544,58 @@ auth:
   keys:
     - { name: a, key: x }
     - { name: b, key: y, extra: 1 }
+    - just-a-string
 ";
         let parsed = parse(text).unwrap();
         let lines: Vec<usize> = parsed.problems.iter().map(|p| p.line).collect();
-        assert_eq!(lines, vec![2, 3, 17, 8, 11], "{:#?}", parsed.problems);
-        assert!(parsed.problems[0].message.contains("unknown key `colour`"));
-        assert!(parsed.problems[1]
-            .message
-            .starts_with("server.threads: invalid type"));
-        assert!(parsed.problems[3]
-            .message
-            .contains("unknown field `endpoint_list`"));
-        assert!(parsed.problems[4]
-            .message
-            .contains("unknown field `wieght`"));
-        assert!(parsed.broken_providers.contains("bad"));
+        assert_eq!(
+            lines,
+            vec![2, 3, 18, 19, 8, 9, 12],
+            "{:#?}",
+            parsed.problems
+        );
+        let message = |i: usize| parsed.problems[i].message.as_str();
+        assert!(message(0).starts_with("unknown key `colour`"));
+        assert_eq!(
+            message(1),
+            "server.threads must be a whole number (0, 1, 2, ...), not text"
+        );
+        assert!(message(2).starts_with("auth.keys[1]: unknown key `extra`"));
+        assert_eq!(
+            message(3),
+            "auth.keys[2] must be a mapping (key: value, ...), not text"
+        );
+        assert!(message(4).starts_with("providers.bad: unknown key `endpoint_list`"));
+        assert!(message(6).contains("unknown key `wieght` (did you mean `weight`?)"));
+        // A provider that is not a mapping still exists, for the target check.
+        assert!(parsed.broken_providers.contains("worse"));
         assert!(parsed.auth_broken);
         let file = parsed.file;
-        assert!(file.providers.unwrap().contains_key("good"));
-        assert_eq!(file.models.unwrap().len(), 1);
-        assert_eq!(file.auth.unwrap().keys.unwrap().len(), 1);
-        assert!(file.listen.is_some());
+        let providers = file.providers.unwrap();
+        assert!(providers.contains_key("good") && providers.contains_key("bad"));
+        assert_eq!(file.models.unwrap().len(), 2);
+        let keys = file.auth.unwrap().keys.unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[1].key.as_deref(), Some("y"));
+    }
+
+    #[test]
+    fn required_keys_are_named() {
+        let text = "admin: {}\nmodels:\n  m:\n    targets: [ { model: x } ]\nauth:\n  keys:\n    - { name: a, key: k, budget: { period: day } }\n";
+        let parsed = parse(text).unwrap();
+        let shown: Vec<String> = parsed
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.line, p.message))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                "1: admin needs `listen`, e.g. admin: { listen: \"127.0.0.1:9090\" }",
+                "7: auth.keys[0].budget needs `usd`, e.g. budget: { usd: 100, period: month }",
+                "4: models.m.targets[0] needs `provider`: the id of an entry under providers:",
+            ]
+        );
     }
 
     #[test]
@@ -496,5 +605,7 @@ auth:
         let err = parse("- 1\n- 2\n").unwrap_err();
         assert_eq!(err.line, 1);
         assert!(parse("").unwrap().problems.is_empty());
+        let err = parse("a: 1\na: 2\n").unwrap_err();
+        assert!(err.message.contains("duplicate"), "{}", err.message);
     }
 }

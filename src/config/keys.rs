@@ -45,16 +45,17 @@ pub(crate) fn lower_keys(keys: &[KeyFile], check: &mut Checker) -> Vec<GatewayKe
                 format!("key `{name}` has `models: []`, which allows no model: leave models out to allow every model"),
             );
         }
-        if key
-            .models
-            .iter()
-            .flatten()
-            .any(|pattern| pattern.trim().is_empty())
-        {
-            check.report(
-                &at("models"),
-                format!("key `{name}` lists an empty model pattern"),
-            );
+        for (j, pattern) in key.models.iter().flatten().enumerate() {
+            let mut path = at("models").to_vec();
+            path.push(Seg::Index(j));
+            if pattern.trim().is_empty() {
+                check.report(&path, format!("key `{name}` lists an empty model pattern"));
+            } else if let Some(why) = pattern_problem(pattern) {
+                check.report(
+                    &path,
+                    format!("key `{name}`: model pattern `{pattern}` {why}"),
+                );
+            }
         }
         let limits = key
             .limits
@@ -85,6 +86,20 @@ pub(crate) fn lower_keys(keys: &[KeyFile], check: &mut Checker) -> Vec<GatewayKe
         });
     }
     lowered
+}
+
+/// Why a model pattern can never mean what it seems to, if it cannot. Patterns are
+/// globs with `*` (any run) and `?` (one character) only (`auth::glob`): a `[a-z]` class
+/// or a `{a,b}` choice would match its brackets literally, and no model name holds white
+/// space or control characters.
+fn pattern_problem(pattern: &str) -> Option<&'static str> {
+    if pattern.contains(['[', ']', '{', '}']) {
+        Some("uses `[`, `]`, `{` or `}`: only `*` (any run) and `?` (one character) are wildcards; list each pattern on its own")
+    } else if pattern.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("holds white space: model names never do")
+    } else {
+        None
+    }
 }
 
 /// The digest of a key's secret, and which field gave it.
@@ -138,6 +153,8 @@ fn secret(
 }
 
 fn budget(file: &BudgetFile, at: &[Seg], check: &mut Checker) -> Option<Budget> {
+    // A missing `usd` was reported while reading.
+    let usd = file.usd?;
     let mut ok = true;
     let mut field = |f: &'static str, message: String, check: &mut Checker| {
         let mut path = at.to_vec();
@@ -145,13 +162,10 @@ fn budget(file: &BudgetFile, at: &[Seg], check: &mut Checker) -> Option<Budget> 
         check.report(&path, message);
         ok = false;
     };
-    if !(file.usd.is_finite() && file.usd > 0.0) {
+    if !(usd.is_finite() && usd > 0.0) {
         field(
             "usd",
-            format!(
-                "budget.usd must be more than 0 (got {}); leave budget out for no budget",
-                file.usd
-            ),
+            format!("budget.usd must be more than 0 (got {usd}); leave budget out for no budget"),
             check,
         );
     }
@@ -168,10 +182,7 @@ fn budget(file: &BudgetFile, at: &[Seg], check: &mut Checker) -> Option<Budget> 
             BudgetPeriod::Month
         }
     };
-    ok.then_some(Budget {
-        usd: file.usd,
-        period,
-    })
+    ok.then_some(Budget { usd, period })
 }
 
 #[cfg(test)]

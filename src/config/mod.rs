@@ -4,10 +4,13 @@
 //! File mode runs four steps, each in its own module:
 //!
 //! 1. `expand`: `${VAR}` / `${VAR:-default}` over the raw text (lines stay put);
-//! 2. `file`: the YAML into serde structs that deny unknown keys;
+//! 2. `file` (with `tree`): the YAML read value by value into plain structs,
+//!    every unknown key and every wrong type reported, none stopping the rest;
 //! 3. `validate` (with `provider`, `keys`, `units`, `address`): lowering into
 //!    [`Config`], checking every value and every cross-reference;
-//! 4. every problem becomes a [`Diagnostic`] `FILE:LINE: message`.
+//! 4. every problem becomes a [`Diagnostic`] `FILE:LINE: message`, and every
+//!    setting this build accepts but does not enforce yet (`unenforced`) a
+//!    `FILE:LINE: warning: message` that does not stop the load.
 //!
 //! Zero-config mode (`env`) builds the same [`Config`] from variables alone.
 //! `switchyard check` and SIGHUP reloads run exactly [`load_file`].
@@ -22,22 +25,28 @@ mod locate;
 pub mod model;
 pub mod presets;
 mod provider;
+mod reload;
+mod tree;
+mod unenforced;
 pub mod units;
 mod validate;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-pub use diagnostic::Diagnostic;
+pub use diagnostic::{Diagnostic, Severity};
 pub use env::from_env;
 pub use model::*;
+pub use reload::restart_needed;
 
 use diagnostic::Problem;
 
 /// Loads, expands and validates the config file at `path`, looking variables
 /// up with `env` (pass `&|name| std::env::var(name).ok()` in production).
 ///
-/// Returns every problem found, in line order, each naming the file and line.
+/// Returns every problem found, in line order, each naming the file and line;
+/// warnings (settings not enforced yet) come with the problems, or in
+/// [`Config::warnings`] when the file loads.
 pub fn load_file(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
@@ -47,6 +56,7 @@ pub fn load_file(
         vec![Diagnostic {
             file: name.clone(),
             line: 1,
+            severity: Severity::Error,
             message: format!("cannot read the config file: {err}"),
         }]
     })?;
@@ -68,25 +78,40 @@ pub fn load_str(
     // A reference that could not be expanded left a hole in its line; what
     // the later steps say about that line is a consequence, not news.
     let holes: BTreeSet<usize> = problems.iter().map(|p| p.line).collect();
-    let later = match file::parse(&expanded) {
-        Err(problem) => vec![problem],
-        Ok(parsed) => match validate::lower(parsed, &expanded, env) {
-            Ok(config) if problems.is_empty() => return Ok(config),
-            Ok(_) => Vec::new(),
-            Err(found) => found,
-        },
+    let (later, warnings) = match file::parse(&expanded) {
+        Err(problem) => (vec![problem], Vec::new()),
+        Ok(parsed) => {
+            let warnings = unenforced::warnings(&parsed.root, &expanded);
+            match validate::lower(parsed, &expanded, env) {
+                Ok(mut config) if problems.is_empty() => {
+                    config.warnings = diagnostics(name, warnings, Severity::Warning);
+                    return Ok(config);
+                }
+                Ok(_) => (Vec::new(), warnings),
+                Err(found) => (found, warnings),
+            }
+        }
     };
     problems.extend(later.into_iter().filter(|p| !holes.contains(&p.line)));
     problems.sort_by_key(|p| p.line);
     problems.dedup();
-    Err(problems
+    let mut all = diagnostics(name, problems, Severity::Error);
+    all.extend(diagnostics(name, warnings, Severity::Warning));
+    // Stable: on one line, problems come before warnings.
+    all.sort_by_key(|d| d.line);
+    Err(all)
+}
+
+fn diagnostics(name: &str, problems: Vec<Problem>, severity: Severity) -> Vec<Diagnostic> {
+    problems
         .into_iter()
         .map(|p| Diagnostic {
             file: name.to_string(),
             line: p.line,
+            severity,
             message: p.message,
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]

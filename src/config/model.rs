@@ -26,6 +26,10 @@ pub struct Config {
     pub ratelimit: RateLimitStore,
     /// Where the JSON access log goes: `None` is stderr.
     pub access_log: Option<std::path::PathBuf>,
+    /// What the operator should know about the file that loaded (settings accepted but
+    /// not enforced yet), as `FILE:LINE: warning: ...`; `check` prints them, startup and
+    /// reload log them. Empty in zero-config mode.
+    pub warnings: Vec<super::Diagnostic>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -64,7 +64,7 @@ pub(crate) fn lower(
 
     let listen = listen(file.listen.as_ref().map(|l| l.0.as_slice()), &mut check);
     let admin_listen = file.admin.as_ref().and_then(|admin| {
-        parse_listen(&admin.listen)
+        parse_listen(admin.listen.as_deref()?)
             .map_err(|why| {
                 check.report(
                     &[Seg::Key("admin"), Seg::Key("listen")],
@@ -151,6 +151,7 @@ pub(crate) fn lower(
         models,
         ratelimit,
         access_log,
+        warnings: Vec::new(),
     })
 }
 
@@ -410,7 +411,10 @@ fn model_route(
                 Seg::Key(field),
             ]
         };
-        if let Some(declared) = declared.filter(|d| !d.contains(&target.provider)) {
+        let provider = target.provider.as_deref().unwrap_or_default();
+        if let Some(declared) =
+            declared.filter(|d| target.provider.is_some() && !d.iter().any(|p| p == provider))
+        {
             let known = if declared.is_empty() {
                 "no providers are defined".to_string()
             } else {
@@ -419,15 +423,14 @@ fn model_route(
             check.report(
                 &at("provider"),
                 format!(
-                    "model `{name}` targets unknown provider `{}` ({known}): define it under providers:",
-                    target.provider
+                    "model `{name}` targets unknown provider `{provider}` ({known}): define it under providers:"
                 ),
             );
         }
         if target.weight == Some(0) {
             check.report(
                 &at("weight"),
-                format!("weight 0 sends no traffic to `{}`: give it a weight of at least 1, or remove the target", target.provider),
+                format!("weight 0 sends no traffic to `{provider}`: give it a weight of at least 1, or remove the target"),
             );
         }
         if target.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
@@ -437,7 +440,7 @@ fn model_route(
             );
         }
         targets.push(Target {
-            provider: target.provider.clone(),
+            provider: provider.to_string(),
             model: target.model.clone(),
             weight: target.weight.unwrap_or(1),
             priority: target.priority.unwrap_or(0),
@@ -480,7 +483,10 @@ fn ratelimit(file: RateLimitFile, check: &mut Checker) -> RateLimitStore {
             Some(url) => {
                 check.report(
                     &at("url"),
-                    format!("ratelimit.url `{url}` is not a Redis URL: write redis://host:6379 (or rediss:// for TLS)"),
+                    format!(
+                        "ratelimit.url `{}` is not a Redis URL: write redis://host:6379 (or rediss:// for TLS)",
+                        super::address::shown(&url)
+                    ),
                 );
                 RateLimitStore::Memory
             }
