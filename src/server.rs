@@ -51,6 +51,23 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>, flags: ProcessFlags) -> ! 
         eprintln!("switchyard: cannot open the access log: {e}");
         std::process::exit(1);
     }
+    let listen: Vec<String> = cfg.listen.iter().map(|a| a.to_string()).collect();
+    let admin = cfg.admin_listen.map(|a| a.to_string());
+    // Bind before Pingora does: it would log "listening", retry a taken port for ~30 s, then
+    // panic in a runtime thread and stay alive serving nothing. Before `Server::new`, so the
+    // error is the only line. With `--upgrade` the sockets come from the old process; `--test`
+    // must pass while the running instance holds them.
+    let mut bound = if flags.upgrade || flags.test {
+        Vec::new()
+    } else {
+        match bind_all(listen.iter().chain(admin.iter())) {
+            Ok(b) => b,
+            Err(line) => {
+                eprintln!("switchyard: {line}");
+                std::process::exit(1);
+            }
+        }
+    };
     let opt = Opt {
         upgrade: flags.upgrade,
         daemon: flags.daemon,
@@ -63,22 +80,6 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>, flags: ProcessFlags) -> ! 
     // with `--test` it exits here.
     server.bootstrap();
 
-    let listen: Vec<String> = cfg.listen.iter().map(|a| a.to_string()).collect();
-    let admin = cfg.admin_listen.map(|a| a.to_string());
-    // Bind before Pingora does: it would log "listening", retry a taken port for ~30 s, then
-    // panic in a runtime thread and stay alive serving nothing. With `--upgrade` the sockets
-    // come from the old process instead.
-    let mut bound = if flags.upgrade {
-        Vec::new()
-    } else {
-        match bind_all(listen.iter().chain(admin.iter())) {
-            Ok(b) => b,
-            Err(line) => {
-                eprintln!("switchyard: {line}");
-                std::process::exit(1);
-            }
-        }
-    };
     for line in describe(&cfg) {
         log::info!("{line}");
     }
