@@ -8,11 +8,17 @@
 //! what is queued and writes it at once. When the queue is full (the disk cannot keep up)
 //! records are dropped and counted in
 //! `switchyard_access_log_dropped_total` rather than blocking the proxy.
+//!
+//! `init` opens the file (so a bad path fails the start) but does not start the writer:
+//! `--daemon` forks after `init`, and a thread started before the fork does not exist in the
+//! daemon (every line was lost). The writer starts in the serving process, from the
+//! lifecycle service or the first `write`, whichever comes first.
 
 use crate::usage::Usage;
 use once_cell::sync::{Lazy, OnceCell};
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,6 +29,11 @@ const QUEUE: usize = 65_536;
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 static SENDER: OnceCell<SyncSender<Box<Record>>> = OnceCell::new();
+/// The writer's half (queue end and sink), waiting for `start_writer`.
+type WriterHalf = (Receiver<Box<Record>>, Box<dyn Write + Send>);
+static PENDING: Mutex<Option<WriterHalf>> = Mutex::new(None);
+/// Set once the writer thread runs (or could not be started); checked on every `write`.
+static STARTED: AtomicBool = AtomicBool::new(false);
 /// Serialises `flush` against the writer (tests and shutdown wait on it).
 static FLUSHED: Lazy<(Mutex<u64>, std::sync::Condvar)> =
     Lazy::new(|| (Mutex::new(0), std::sync::Condvar::new()));
@@ -35,7 +46,8 @@ static DROPPED: Lazy<prometheus::IntCounter> = Lazy::new(|| {
     .unwrap_or_else(|e| panic!("metric: {e}"))
 });
 
-/// Start the writer thread, sending lines to `path` (appending) or stderr. First call wins.
+/// Open the sink: `path` (appending) or stderr. First call wins. The writer thread starts
+/// with [`start_writer`] or the first [`write`].
 pub fn init(path: Option<&std::path::Path>) -> std::io::Result<()> {
     let sink: Box<dyn Write + Send> = match path {
         Some(p) => Box::new(
@@ -49,11 +61,27 @@ pub fn init(path: Option<&std::path::Path>) -> std::io::Result<()> {
     Lazy::force(&DROPPED);
     let (tx, rx) = sync_channel::<Box<Record>>(QUEUE);
     if SENDER.set(tx).is_ok() {
-        std::thread::Builder::new()
-            .name("access-log".into())
-            .spawn(move || writer(rx, sink))?;
+        if let Ok(mut p) = PENDING.lock() {
+            *p = Some((rx, sink));
+        }
     }
     Ok(())
+}
+
+/// Start the writer thread, once, in the process that serves (after `--daemon`'s fork).
+/// Should the thread not start, lines are dropped and counted, never queued forever.
+pub fn start_writer() {
+    let Some((rx, sink)) = PENDING.lock().ok().and_then(|mut p| p.take()) else {
+        return; // already started, or `init` not called yet
+    };
+    STARTED.store(true, Ordering::Release);
+    if let Err(e) = std::thread::Builder::new()
+        .name("access-log".into())
+        .spawn(move || writer(rx, sink))
+    {
+        // The receiver went with the failed closure: every `write` now counts a drop.
+        log::error!("cannot start the access-log writer ({e}): lines are dropped and counted");
+    }
 }
 
 /// Wakes on a timer, never per line: a receiver parked in `recv` would make every request's
@@ -97,6 +125,9 @@ fn writer(rx: Receiver<Box<Record>>, mut sink: Box<dyn Write + Send>) {
 
 /// Wait until lines written before this call reached the sink (at most `limit`).
 pub fn flush(limit: Duration) {
+    if !STARTED.load(Ordering::Acquire) {
+        return; // nothing was ever written
+    }
     let (lock, cv) = &*FLUSHED;
     let Ok(guard) = lock.lock() else { return };
     let start = *guard;
@@ -129,10 +160,15 @@ pub struct Record {
 /// Queue one record; never blocks.
 pub fn write(rec: Record) {
     match SENDER.get() {
-        Some(tx) => match tx.try_send(Box::new(rec)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => DROPPED.inc(),
-        },
+        Some(tx) => {
+            if !STARTED.load(Ordering::Relaxed) {
+                start_writer();
+            }
+            match tx.try_send(Box::new(rec)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => DROPPED.inc(),
+            }
+        }
         // Not initialised (unit tests, tools): write directly.
         None => {
             let mut line = Vec::with_capacity(384);

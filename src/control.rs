@@ -142,11 +142,31 @@ async fn check_due(gw: &Arc<Gateway>) {
     }
 }
 
+/// Last published state per (provider, endpoint), kept across reloads: one short log line
+/// per change (Pingora's own line is a ~1 KB dump of the backend, filtered in `main`).
+static HEALTH: once_cell::sync::Lazy<
+    std::sync::Mutex<std::collections::HashMap<(String, std::net::SocketAddr), bool>>,
+> = once_cell::sync::Lazy::new(Default::default);
+
 fn publish_health(p: &crate::gateway::ProviderRuntime) {
     for (addr, up) in p.pool.resolved() {
         crate::metrics::UPSTREAM_UP
             .with_label_values(&[&p.provider.id, &addr.to_string()])
             .set(up as i64);
+        let was = HEALTH
+            .lock()
+            .ok()
+            .and_then(|mut h| h.insert((p.provider.id.clone(), addr), up));
+        match (was, up) {
+            (Some(true) | None, false) => log::warn!(
+                "provider {}: endpoint {addr} is down (failed health checks)",
+                p.provider.id
+            ),
+            (Some(false), true) => {
+                log::info!("provider {}: endpoint {addr} is up again", p.provider.id)
+            }
+            _ => {}
+        }
     }
 }
 

@@ -34,8 +34,23 @@ enum Command {
     Check,
 }
 
+/// The log filter without `RUST_LOG` (an empty `RUST_LOG` counts as unset). Two Pingora lines
+/// are silenced, since they repeat without saying anything an operator can act on:
+/// - `pingora_core::connectors`: "failed to acquire reusable stream" at ERROR, thousands of
+///   times under normal load (an idle upstream connection still watched by its idle task is
+///   not reused; a new one is opened). The module logs nothing else above debug.
+/// - `pingora_load_balancing` below error: "… becomes unhealthy" prints the whole backend as a
+///   ~1 KB debug dump. The control task logs one short line per endpoint state change instead.
+///
+/// `RUST_LOG` replaces this whole filter: `RUST_LOG=info` shows both again.
+const DEFAULT_LOG_FILTER: &str = "info,pingora_core::connectors=off,pingora_load_balancing=error";
+
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|f| !f.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_string());
+    env_logger::Builder::new().parse_filters(&filter).init();
     let cli = Cli::parse();
     if let Some(Command::Check) = cli.command {
         let Some(path) = cli.config.as_deref() else {

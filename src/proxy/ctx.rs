@@ -79,6 +79,9 @@ pub struct RequestCtx {
     /// An error the gateway decided on itself, written by `fail_to_proxy`.
     pub local_error: Option<GatewayError>,
     pub response_bytes: usize,
+    /// Counts this request as in flight until the context is dropped (after `logging`), so a
+    /// draining process exits only once it is done (`lifecycle`).
+    pub in_flight: crate::lifecycle::InFlight,
 }
 
 impl RequestCtx {
@@ -110,6 +113,7 @@ impl RequestCtx {
             usage: None,
             local_error: None,
             response_bytes: 0,
+            in_flight: crate::lifecycle::InFlight::enter(),
         }
     }
 

@@ -36,6 +36,10 @@ pub async fn admit(
     ctx: &mut RequestCtx,
 ) -> Result<bool> {
     ctx.id = request_id(session);
+    if crate::lifecycle::draining() {
+        // Keep-alive clients move to the new process (or stop) while this one still answers.
+        session.set_keepalive(None);
+    }
     let Some(gw) = Gateway::current() else {
         let e = GatewayError::new(503, "switchyard is starting");
         respond_error(session, ctx, &e).await?;

@@ -335,3 +335,179 @@ pub fn write_file(path: &std::path::Path, text: &str) {
     let mut f = std::fs::File::create(path).expect("create");
     f.write_all(text.as_bytes()).expect("write");
 }
+
+// ---------------------------------------------------------------- process lifecycle helpers
+
+impl Gateway {
+    /// Start a second process on the same config with `--upgrade` (it waits on the
+    /// config's `upgrade_sock` for the running process's sockets); its output goes to
+    /// `successor.log` in the same directory.
+    pub fn spawn_successor(&self) -> Child {
+        let log = std::fs::File::create(self.dir.path().join("successor.log")).expect("log");
+        Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("--upgrade")
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn successor")
+    }
+
+    pub fn successor_logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("successor.log")).unwrap_or_default()
+    }
+
+    /// Wait at most `limit` for the process to exit.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        wait_child(&mut self.child, limit).await
+    }
+}
+
+/// Wait at most `limit` for `child` to exit.
+pub async fn wait_child(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Send `sig` (a name such as `TERM`) to a process id.
+pub fn signal_pid(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// One request on a kept-alive connection; the response is read by its framing
+/// (`Content-Length` or chunked), so the connection can carry the next one.
+pub async fn request_keepalive(
+    s: &mut TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let started = Instant::now();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    s.write_all(&out).await?;
+    let mut buf = Vec::new();
+    let header_end = loop {
+        if let Some(p) = memchr::memmem::find(&buf, b"\r\n\r\n") {
+            break p;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::other("closed before headers"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
+        .collect();
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let chunked = find("transfer-encoding").is_some_and(|v| v.contains("chunked"));
+    let length = find("content-length").and_then(|v| v.parse::<usize>().ok());
+    let mut raw = buf[header_end + 4..].to_vec();
+    loop {
+        let complete = if chunked {
+            raw.starts_with(b"0\r\n\r\n") || memchr::memmem::find(&raw, b"\r\n0\r\n\r\n").is_some()
+        } else {
+            raw.len() >= length.unwrap_or(0)
+        };
+        if complete {
+            break;
+        }
+        let mut chunk = [0u8; 65536];
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::other("closed mid-body"));
+        }
+        raw.extend_from_slice(&chunk[..n]);
+    }
+    let body = if chunked { dechunk(&raw) } else { raw };
+    Ok(Response {
+        status,
+        headers,
+        arrivals: vec![(started.elapsed(), body.clone())],
+        body,
+    })
+}
+
+/// An upstream that answers every chat request with a complete JSON completion after
+/// `delay`: a slow non-streamed request for the drain tests. Returns its base URL.
+pub async fn slow_upstream(delay: Duration) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind slow upstream");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                // Read the head and a body of the declared length.
+                loop {
+                    if let Some(p) = memchr::memmem::find(&buf, b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..p]).to_ascii_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if buf.len() >= p + 4 + len {
+                            break;
+                        }
+                    }
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                if !String::from_utf8_lossy(&buf).contains("/health") {
+                    tokio::time::sleep(delay).await;
+                }
+                let body = r#"{"id":"chatcmpl-slow","object":"chat.completion","created":1700000000,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"slow answer"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/v1")
+}
