@@ -180,6 +180,17 @@ pub fn on_body_chunk(ctx: &mut RequestCtx, body: &mut Option<Bytes>, eos: bool) 
     match &mut ctx.relay {
         Relay::None => {}
         Relay::Stream(sse) => {
+            if !eos && crate::lifecycle::streams_must_end() {
+                // The grace period of a SIGTERM is ending: close the stream well-formed now
+                // rather than have it cut silently when the process exits. Checked on each
+                // upstream chunk, which a live stream sends every few tens of milliseconds.
+                ctx.last_error = Some("the gateway is shutting down; the stream was ended".into());
+                *body = None;
+                return Err(Error::explain(
+                    ErrorType::Custom("shutting down"),
+                    "grace period over",
+                ));
+            }
             if let Some(b) = body.as_ref() {
                 match sse.feed(b) {
                     Ok(Some(replaced)) => *body = Some(replaced),
