@@ -58,7 +58,7 @@ impl GatewayError {
     /// dashboards that switch on them keep working.
     pub fn openai_type(status: u16) -> &'static str {
         match status {
-            400 | 404 | 405 | 409 | 411 | 413 | 415 | 422 => "invalid_request_error",
+            400 | 404 | 405 | 408 | 409 | 411 | 413 | 415 | 422 => "invalid_request_error",
             401 => "authentication_error",
             403 => "permission_error",
             429 => "rate_limit_error",
@@ -71,7 +71,7 @@ impl GatewayError {
     /// Anthropic `error.type` for a status (contract §11).
     pub fn anthropic_type(status: u16) -> &'static str {
         match status {
-            400 | 405 | 411 | 415 | 422 => "invalid_request_error",
+            400 | 405 | 408 | 411 | 415 | 422 => "invalid_request_error",
             401 => "authentication_error",
             403 => "permission_error",
             404 => "not_found_error",

@@ -45,7 +45,22 @@ enum Command {
 /// `RUST_LOG` replaces this whole filter: `RUST_LOG=info` shows both again.
 const DEFAULT_LOG_FILTER: &str = "info,pingora_core::connectors=off,pingora_load_balancing=error";
 
+/// Large buffers (request bodies up to `max_request_body`) come from their own mappings and
+/// go back to the system when freed. glibc's default raises its mmap threshold after each
+/// large free, so after a burst of big bodies later ones stay in the heap: 20 stalled 30 MiB
+/// uploads left 504 MB resident after their connections closed (issue 7).
+fn return_large_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before any other thread
+    // exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
+    }
+}
+
 fn main() {
+    return_large_buffers_to_the_system();
     let filter = std::env::var("RUST_LOG")
         .ok()
         .filter(|f| !f.trim().is_empty())

@@ -215,8 +215,25 @@ pub async fn admit(
     ctx.kind = RequestKind::Model(op);
 
     // The body, whole, before choosing an upstream.
-    if let Err(e) = read_body(session, ctx, gw.config.limits.max_request_body).await {
-        return refuse(session, ctx, e).await;
+    let limits = &gw.config.limits;
+    let read = read_body(session, ctx, limits.max_request_body);
+    match tokio::time::timeout(limits.body_read_timeout, read).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return refuse(session, ctx, e).await,
+        Err(_) => {
+            // The client is too slow (or stalls on purpose holding a buffer): answer 408 and
+            // close; whatever it sent is freed with the request.
+            session.set_keepalive(None);
+            let e = GatewayError::new(
+                408,
+                format!(
+                    "the request body did not arrive within limits.body_read_timeout ({:?})",
+                    limits.body_read_timeout
+                ),
+            )
+            .code("request_timeout");
+            return refuse(session, ctx, e).await;
+        }
     }
     let head = match RequestHead::scan(&ctx.body) {
         Ok(h) => h,
@@ -338,7 +355,9 @@ async fn read_body(
         }
     };
     enable_when_due(session, 0, &mut buffering);
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(16 * 1024).min(max));
+    // A declared length is a claim, not bytes: start small and grow as bytes arrive, so a
+    // client that announces 32 MiB and sends nothing costs nothing.
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(16 * 1024).min(INITIAL_BODY_BUFFER));
     loop {
         let chunk = match session.read_request_body().await {
             Ok(Some(c)) => c,
@@ -369,6 +388,9 @@ async fn read_body(
     ctx.body = body.freeze();
     Ok(())
 }
+
+/// The most a body buffer takes before bytes arrive to fill it.
+const INITIAL_BODY_BUFFER: usize = 256 * 1024;
 
 fn too_large(max: usize) -> GatewayError {
     GatewayError::new(

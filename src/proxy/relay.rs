@@ -201,8 +201,7 @@ pub fn on_body_chunk(ctx: &mut RequestCtx, body: &mut Option<Bytes>, eos: bool) 
                         return Err(Error::explain(
                             ErrorType::Custom("stream event too large"),
                             "upstream event over limits.max_stream_event",
-                        )
-                        .into_up());
+                        ));
                     }
                 }
             }
