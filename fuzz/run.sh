@@ -36,9 +36,16 @@ if ! command -v cmake >/dev/null 2>&1; then # Pingora's zlib-ng is built with cm
     "${sudo[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq cmake >/dev/null
 fi
+# cargo-fuzz needs a nightly rustc for its sanitizer flags. Where none is installed and rustup
+# cannot fetch one, the machine's own toolchain takes the same flags with RUSTC_BOOTSTRAP=1.
+toolchain=(+nightly)
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     echo "fuzz: installing the nightly toolchain" >&2
-    rustup toolchain install nightly --profile minimal
+    if ! rustup toolchain install nightly --profile minimal; then
+        echo "fuzz: no nightly; using $(rustc --version) with RUSTC_BOOTSTRAP=1" >&2
+        toolchain=()
+        export RUSTC_BOOTSTRAP=1
+    fi
 fi
 if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]]; then
     echo "fuzz: installing cargo-fuzz $CARGO_FUZZ_VERSION" >&2
@@ -48,7 +55,7 @@ fi
 if [[ $# -gt 0 ]]; then
     targets=("$@")
 else
-    mapfile -t targets < <(cargo +nightly fuzz list)
+    mapfile -t targets < <(cargo "${toolchain[@]}" fuzz list)
 fi
 [[ ${#targets[@]} -gt 0 ]] || { echo "fuzz: no targets" >&2; exit 2; }
 
@@ -67,7 +74,7 @@ failed=0
 
 for t in "${targets[@]}"; do
     log=$logs/$t.log
-    if ! cargo +nightly fuzz build --debug-assertions "$t" >"$log" 2>&1; then
+    if ! cargo "${toolchain[@]}" fuzz build --debug-assertions "$t" >"$log" 2>&1; then
         tail -n 30 "$log" >&2
         summary+=("$(printf '%-16s %5ss %14s execs %3s findings  BUILD FAILED (%s)' "$t" "$seconds" - - "${log#"$root"/}")")
         failed=1
@@ -85,7 +92,7 @@ for t in "${targets[@]}"; do
     marker=$(mktemp)
 
     set +e
-    cargo +nightly fuzz run --debug-assertions "$t" "${corpora[@]}" -- \
+    cargo "${toolchain[@]}" fuzz run --debug-assertions "$t" "${corpora[@]}" -- \
         -max_total_time="$seconds" \
         -max_len="$(max_len "$t")" \
         -rss_limit_mb=2048 \
