@@ -72,7 +72,7 @@ impl From<OpenAiUsage> for Usage {
             reasoning,
             total: u
                 .total_tokens
-                .unwrap_or(u.prompt_tokens + u.completion_tokens),
+                .unwrap_or(u.prompt_tokens.saturating_add(u.completion_tokens)),
             estimated: false,
         }
     }
@@ -165,7 +165,7 @@ mod quick {
             cache_creation_input: c.creation,
             output: c.completion,
             reasoning: c.reasoning,
-            total: c.total.unwrap_or(c.prompt + c.completion),
+            total: c.total.unwrap_or(c.prompt.saturating_add(c.completion)),
             estimated: false,
         })
     }
@@ -298,6 +298,22 @@ mod tests {
         let u = openai_usage_in(br#"{"data":[],"usage":{"prompt_tokens":8,"total_tokens":8}}"#)
             .unwrap();
         assert_eq!((u.input, u.output, u.total), (8, 0, 8));
+    }
+
+    /// Counts near `u64::MAX` without `total_tokens`: the derived total saturates instead of
+    /// overflowing (a panic with overflow checks, a wrapped total without).
+    #[test]
+    fn derived_total_saturates() {
+        // 20 digits go to serde; 19 digits each are read by hand.
+        for usage in [
+            r#"{"prompt_tokens":18446744073709551615,"completion_tokens":2}"#,
+            r#"{"prompt_tokens":9999999999999999999,"completion_tokens":9999999999999999999}"#,
+        ] {
+            let read = openai_usage_in(format!(r#"{{"usage":{usage}}}"#).as_bytes()).unwrap();
+            assert_eq!(read.total, u64::MAX, "{usage}");
+            let by_serde: Usage = serde_json::from_str::<OpenAiUsage>(usage).unwrap().into();
+            assert_eq!(by_serde, read, "{usage}");
+        }
     }
 
     /// The hand reader and serde agree on every shape, or the hand reader steps aside.
