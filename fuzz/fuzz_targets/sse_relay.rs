@@ -1,6 +1,7 @@
 //! `SseRelay` on an arbitrary upstream stream cut into arbitrary chunks, in both modes:
 //!
-//! - pass-through (`new(false)`): what goes downstream is the stream, byte for byte;
+//! - pass-through (`new(false)`): what goes downstream is the stream, byte for byte (whole
+//!   events as they complete, the unfinished rest at the end);
 //! - filtering (`new(true)`): what goes downstream is never longer than what came in;
 //! - both modes read the same usage, counts and flags however the stream is cut, and
 //!   filtering forwards the same bytes as when the whole stream comes as one chunk.
@@ -17,7 +18,7 @@ use switchyard::sse::SseRelay;
 /// The one call into the relay's API, kept here so an API change is a one-line edit.
 /// `Err` means the relay gave up on the stream (the proxy aborts it).
 fn feed(relay: &mut SseRelay, chunk: &Bytes) -> Result<Option<Bytes>, String> {
-    Ok(relay.feed(chunk))
+    relay.feed(chunk).map_err(|e| e.to_string())
 }
 
 /// What the relay learned from a stream, compared across different cuts.
@@ -57,6 +58,12 @@ fn relay(strip: bool, stream: &[u8], cuts: &[u8]) -> Run {
                 failed = true;
                 break;
             }
+        }
+    }
+    if !failed {
+        // The stream ended: the unfinished event, if any, goes out as it is.
+        if let Some(rest) = r.finish() {
+            out.extend_from_slice(&rest);
         }
     }
     let seen = Seen {
