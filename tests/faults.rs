@@ -513,3 +513,49 @@ async fn a_stalled_upload_is_cut_after_the_body_deadline() {
     assert!(t.elapsed() < Duration::from_secs(3));
     assert_eq!(chats(&a), 0);
 }
+
+/// Pipelined requests (sent before the first answer is read) are each answered, in order,
+/// instead of the second being dropped silently.
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (a, b) = (
+        Mock::start("a").await.unwrap(),
+        Mock::start("b").await.unwrap(),
+    );
+    let gw = gateway(&a, &b, "").await;
+    let mut s = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    let mut all = Vec::new();
+    for id in ["first", "second", "third"] {
+        all.extend_from_slice(
+            format!(
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-request-id: {id}\r\nauthorization: Bearer {KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{PLAIN}",
+                PLAIN.len()
+            )
+            .as_bytes(),
+        );
+    }
+    s.write_all(&all).await.unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while String::from_utf8_lossy(&out)
+        .matches("Hello from a")
+        .count()
+        < 3
+        && Instant::now() < deadline
+    {
+        let mut buf = [0u8; 16384];
+        match tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    let text = String::from_utf8_lossy(&out).to_ascii_lowercase();
+    let ids: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("x-request-id: "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(ids, ["first", "second", "third"], "{text}");
+}

@@ -457,7 +457,11 @@ fn syntax_errors_stop_with_their_line() {
 /// without a final line break on the line after it, which the file does not have.
 #[test]
 fn an_error_at_the_end_of_a_file_is_on_its_last_line() {
-    for text in ["listen: [\"0.0.0.0:8080\"]\naccess_ ", "a: 1\nb", "a: 1\r\nb"] {
+    for text in [
+        "listen: [\"0.0.0.0:8080\"]\naccess_ ",
+        "a: 1\nb",
+        "a: 1\r\nb",
+    ] {
         let diagnostics = load_str("y.yaml", text, &env_of(&[])).unwrap_err();
         let last = text.split('\n').count();
         assert!(

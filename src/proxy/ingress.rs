@@ -36,6 +36,11 @@ pub async fn admit(
     ctx: &mut RequestCtx,
 ) -> Result<bool> {
     ctx.id = request_id(session);
+    if let pingora_core::protocols::http::ServerSession::H1(h1) = session.as_downstream_mut() {
+        // A client may send its next request before reading this answer (RFC 9112 §9.3.2).
+        // Pingora drops such requests silently unless told to serve them, in order.
+        h1.set_pipelining_enabled(true);
+    }
     if crate::lifecycle::draining() {
         // Keep-alive clients move to the new process (or stop) while this one still answers.
         session.set_keepalive(None);
