@@ -39,3 +39,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/sdk/requirements.txt
 .venv/bin/python -m pytest -q tests/sdk
+
+echo "== fuzz smoke: every target builds and runs 30 s without a finding"
+bash fuzz/ci.sh
