@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod errors;
 pub mod gateway;
+pub mod head_deadline;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pool;

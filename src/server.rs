@@ -94,7 +94,7 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>, flags: ProcessFlags) -> ! 
         crate::lifecycle::Watcher::new(phases, grace),
     ));
     let control = server.add_service(background_service("control", Control { config_path }));
-    let mut main = pingora_proxy::http_proxy_service_with_name(
+    let mut main = crate::head_deadline::proxy_service(
         &server.configuration,
         Switchyard {
             listener: Listener::Main {
@@ -110,7 +110,7 @@ pub fn run(cfg: Config, config_path: Option<PathBuf>, flags: ProcessFlags) -> ! 
     let main = server.add_service(PreBound::new(main, main_sockets));
     main.add_dependency(&control);
     if let Some(addr) = &admin {
-        let mut svc = pingora_proxy::http_proxy_service_with_name(
+        let mut svc = crate::head_deadline::proxy_service(
             &server.configuration,
             Switchyard {
                 listener: Listener::Admin,
