@@ -158,19 +158,23 @@ pub const HOP_BY_HOP_HEADERS: &[&str] = &[
 /// Headers the client listed in its `Connection` header are hop-by-hop too (RFC 9110
 /// §7.6.1). Rare: most clients send only `keep-alive` or `close` there.
 pub fn strip_connection_listed(hdr: &mut RequestHeader) {
-    let Some(listed) = hdr
-        .headers
-        .get("connection")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.contains(|c: char| c.is_ascii_alphabetic()))
-    else {
+    let Some(listed) = hdr.headers.get("connection").and_then(|v| v.to_str().ok()) else {
         return;
     };
+    // On the hot path: keep-alive clients send `Connection: keep-alive` on every request, so
+    // nothing is allocated unless some other name is listed.
+    let named = |n: &&str| {
+        !n.is_empty() && !n.eq_ignore_ascii_case("close") && !n.eq_ignore_ascii_case("keep-alive")
+    };
+    if !listed.split(',').map(str::trim).any(|n| named(&n)) {
+        return;
+    }
     let names: Vec<String> = listed
         .split(',')
-        .map(|n| n.trim().to_ascii_lowercase())
-        .filter(|n| !n.is_empty() && n != "close" && n != "keep-alive")
+        .map(str::trim)
+        .filter(named)
         .take(16)
+        .map(str::to_ascii_lowercase)
         .collect();
     for n in names {
         // Never let a client strip what the gateway relies on.

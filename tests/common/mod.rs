@@ -164,10 +164,7 @@ impl Gateway {
     }
 
     pub fn signal(&self, sig: &str) {
-        let _ = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status();
+        signal_pid(self.child.id(), sig);
     }
 
     pub async fn post_json(&self, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
@@ -259,19 +256,7 @@ pub async fn read_response(s: &mut TcpStream, started: Instant) -> std::io::Resu
         }
         buf.extend_from_slice(&chunk[..n]);
     };
-    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| {
-            l.split_once(':')
-                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        })
-        .collect();
+    let (status, headers) = parse_head(&buf[..header_end]);
     let mut raw = buf[header_end + 4..].to_vec();
     let chunked = headers
         .iter()
@@ -300,6 +285,24 @@ pub async fn read_response(s: &mut TcpStream, started: Instant) -> std::io::Resu
         body,
         arrivals,
     })
+}
+
+/// Status and headers (names lower-cased) of a response head, without its blank line.
+fn parse_head(head: &[u8]) -> (u16, Vec<(String, String)>) {
+    let head = String::from_utf8_lossy(head);
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
+        .collect();
+    (status, headers)
 }
 
 /// Decode a chunked body, tolerating a missing terminator (a cut stream).
@@ -420,19 +423,7 @@ pub async fn request_keepalive(
         }
         buf.extend_from_slice(&chunk[..n]);
     };
-    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| {
-            l.split_once(':')
-                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        })
-        .collect();
+    let (status, headers) = parse_head(&buf[..header_end]);
     let find = |name: &str| {
         headers
             .iter()
