@@ -20,4 +20,6 @@ pub mod proxy;
 pub mod routing;
 pub mod server;
 pub mod sse;
+pub mod translate;
 pub mod usage;
+pub mod wire;

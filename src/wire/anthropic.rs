@@ -1,0 +1,1 @@
+//! The `anthropic` dialect's wire structs (serde).

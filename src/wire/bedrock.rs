@@ -1,0 +1,1 @@
+//! The `bedrock` dialect's wire structs (serde).
