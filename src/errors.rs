@@ -71,7 +71,7 @@ impl GatewayError {
     /// Anthropic `error.type` for a status (contract §11).
     pub fn anthropic_type(status: u16) -> &'static str {
         match status {
-            400 | 405 | 408 | 411 | 415 | 422 => "invalid_request_error",
+            400 | 405 | 408 | 409 | 411 | 415 | 422 => "invalid_request_error",
             401 => "authentication_error",
             403 => "permission_error",
             404 => "not_found_error",
@@ -100,6 +100,29 @@ impl GatewayError {
             }),
         };
         serde_json::to_vec(&v).unwrap_or_default()
+    }
+}
+
+impl GatewayError {
+    /// The event that ends a client's stream after a failure (contract §11): OpenAI an
+    /// error chunk then `[DONE]` (no `finish_reason` before it), Anthropic `event: error`
+    /// (no `message_stop`). The one place stream errors are written, as `body` is for
+    /// whole answers.
+    pub fn terminal_event(&self, dialect: ClientDialect) -> Vec<u8> {
+        let mut out = Vec::with_capacity(160 + self.message.len());
+        match dialect {
+            ClientDialect::OpenAi => {
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(&self.body(dialect));
+                out.extend_from_slice(b"\n\ndata: [DONE]\n\n");
+            }
+            ClientDialect::Anthropic => {
+                out.extend_from_slice(b"event: error\ndata: ");
+                out.extend_from_slice(&self.body(dialect));
+                out.extend_from_slice(b"\n\n");
+            }
+        }
+        out
     }
 }
 
@@ -190,6 +213,18 @@ mod tests {
             serde_json::from_slice(&e.body(ClientDialect::Anthropic)).unwrap();
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], "request_too_large");
+    }
+
+    #[test]
+    fn terminal_events_in_each_dialect() {
+        let e = GatewayError::new(529, "Overloaded");
+        let o = String::from_utf8(e.terminal_event(ClientDialect::OpenAi)).unwrap();
+        assert!(o.starts_with("data: {\"error\":"), "{o}");
+        assert!(o.ends_with("\n\ndata: [DONE]\n\n"), "{o}");
+        let a = String::from_utf8(e.terminal_event(ClientDialect::Anthropic)).unwrap();
+        assert!(a.starts_with("event: error\ndata: {"), "{a}");
+        assert!(a.contains("\"overloaded_error\""), "{a}");
+        assert!(!a.contains("message_stop"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod body;
 pub mod catalog;
 pub mod config;
 pub mod control;
+pub mod count_tokens;
 pub mod errors;
 pub mod gateway;
 pub mod head_deadline;

@@ -36,6 +36,9 @@ pub struct SseRelay {
     /// An in-band `{"error": ...}` event was seen.
     pub saw_error: bool,
     pub saw_done: bool,
+    /// The stream is Anthropic's (`event:` + `data:`), whose usage is cumulative across
+    /// `message_start` and `message_delta`.
+    anthropic: Option<crate::translate::ir::UsageUpdate>,
 }
 
 /// An upstream event grew past `limits.max_stream_event` without ending.
@@ -82,6 +85,15 @@ impl SseRelay {
             content_events: 0,
             saw_error: false,
             saw_done: false,
+            anthropic: None,
+        }
+    }
+
+    /// A relay for an Anthropic Messages stream passed through to an Anthropic client.
+    pub fn anthropic(max_event: usize) -> Self {
+        SseRelay {
+            anthropic: Some(Default::default()),
+            ..Self::with_max_event(false, max_event)
         }
     }
 
@@ -163,6 +175,10 @@ impl SseRelay {
 
     /// Read one event; true when it is a usage-only chunk.
     fn read_event(&mut self, event: &[u8]) -> bool {
+        if self.anthropic.is_some() {
+            self.read_anthropic_event(event);
+            return false;
+        }
         let mut usage_only = false;
         for line in event.split(|b| *b == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -202,6 +218,51 @@ impl SseRelay {
         }
         usage_only
     }
+}
+
+impl SseRelay {
+    /// An Anthropic event: content blocks count as content; only `message_start` and
+    /// `message_delta` (which carry usage) are parsed, and only their usage.
+    fn read_anthropic_event(&mut self, event: &[u8]) {
+        for line in event.split(|b| *b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(data) = line.strip_prefix(b"data:") else {
+                continue;
+            };
+            let data = data.strip_prefix(b" ").unwrap_or(data);
+            match anthropic_event_type(data) {
+                Some(b"content_block_start") | Some(b"content_block_delta") => {
+                    self.content_events += 1
+                }
+                Some(b"message_start") | Some(b"message_delta") => {
+                    if let Some(u) = crate::translate::anthropic::usage_in_event(data) {
+                        if let Some(acc) = self.anthropic.as_mut() {
+                            acc.merge(&u);
+                            self.usage = Some(acc.to_usage());
+                        }
+                    }
+                }
+                Some(b"message_stop") => self.saw_done = true,
+                Some(b"error") => self.saw_error = true,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The `"type"` of an Anthropic event's data, read from its first bytes (every event
+/// Anthropic sends starts with it) without parsing the rest.
+fn anthropic_event_type(data: &[u8]) -> Option<&[u8]> {
+    let head = &data[..data.len().min(64)];
+    let at = memmem::find(head, b"\"type\"")?;
+    let rest = &data[at + 6..];
+    let rest = &rest[rest
+        .iter()
+        .take_while(|c| c.is_ascii_whitespace() || **c == b':')
+        .count()..];
+    let rest = rest.strip_prefix(b"\"")?;
+    let end = memchr::memchr(b'"', rest)?;
+    Some(&rest[..end])
 }
 
 /// Searchers built once: `memmem::find` builds its searcher on every call, which cost more

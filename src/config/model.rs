@@ -174,8 +174,30 @@ pub struct Provider {
     /// Extra settings some dialects need (Azure `api_version`, Bedrock/Vertex `region`, ...).
     pub api_version: Option<String>,
     pub region: Option<String>,
+    /// AWS signing keys (Bedrock without `AWS_BEARER_TOKEN_BEDROCK`), from the environment.
+    pub aws: Option<AwsKeys>,
     /// True for self-hosted OpenAI-compatible pools whose `GET /v1/models` is asked for model names.
     pub discover_models: bool,
+}
+
+/// AWS credentials for SigV4. `Debug` never prints the secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AwsKeys {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for AwsKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsKeys")
+            .field("access_key_id", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 /// Where one client-facing model name goes.
@@ -219,6 +241,7 @@ impl Provider {
             },
             api_version: None,
             region: None,
+            aws: None,
             discover_models: false,
         }
     }

@@ -126,6 +126,7 @@ pub(crate) fn resolve(
             health_check,
             api_version: non_empty(&spec.api_version),
             region,
+            aws: aws_keys(preset, env),
         }),
         _ => Err(problems),
     }
@@ -408,6 +409,21 @@ fn api_key(
         }
         Kind::Ollama | Kind::Vllm => None,
     }
+}
+
+/// SigV4 keys for Bedrock, when no bearer token replaces signing.
+fn aws_keys(
+    preset: &Preset,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<super::model::AwsKeys> {
+    if preset.kind != Kind::Bedrock || var(env, "AWS_BEARER_TOKEN_BEDROCK").is_some() {
+        return None;
+    }
+    Some(super::model::AwsKeys {
+        access_key_id: var(env, "AWS_ACCESS_KEY_ID")?,
+        secret_access_key: var(env, "AWS_SECRET_ACCESS_KEY")?,
+        session_token: var(env, "AWS_SESSION_TOKEN"),
+    })
 }
 
 fn balance(value: Option<&str>, problems: &mut Vec<ProviderProblem>) -> Balance {

@@ -1,16 +1,20 @@
 //! Provider adapters: one module per upstream dialect behind one small trait.
 //!
-//! An adapter turns a client request into what one target expects (path, body, headers,
-//! credentials) and says how its answer is read back. Adding a dialect means one module
-//! here plus a row in `adapter_for`. The core serves OpenAI-compatible upstreams; the other
-//! dialects of the config (Anthropic, Bedrock, Vertex, Azure, ...) plug in here later.
+//! An adapter says which wire format a target speaks (per provider *and* model), where each
+//! operation lives on it, and how a final request is authorised (credentials, host,
+//! framing; SigV4 signs the final path, Host and body, so this runs last). Bodies are built
+//! apart from adapters (`proxy::prepare`): spliced when the client already speaks the
+//! target's wire, translated (`crate::translate`) when not. Adding a dialect means one
+//! module here plus a row in `adapter_for`.
 
+pub mod anthropic;
+pub mod azure;
+pub mod bedrock;
 pub mod openai;
 
-use crate::body::RequestHead;
 use crate::config::{Dialect, Provider};
-use crate::errors::GatewayError;
-use bytes::Bytes;
+use crate::errors::{ClientDialect, GatewayError};
+use crate::translate::Wire;
 use pingora_http::RequestHeader;
 
 /// What the client asked the gateway to do, from the path.
@@ -23,6 +27,10 @@ pub enum Operation {
     ImagesGenerations,
     AudioSpeech,
     Rerank,
+    /// Anthropic `POST /v1/messages`.
+    Messages,
+    /// Anthropic `POST /v1/messages/count_tokens`.
+    CountTokens,
 }
 
 impl Operation {
@@ -36,13 +44,28 @@ impl Operation {
             "/v1/images/generations" => Operation::ImagesGenerations,
             "/v1/audio/speech" => Operation::AudioSpeech,
             "/v1/rerank" => Operation::Rerank,
+            "/v1/messages" => Operation::Messages,
+            "/v1/messages/count_tokens" => Operation::CountTokens,
             _ => return None,
         })
     }
 
-    /// Path below an OpenAI-compatible base URL (which already holds `/v1`).
-    pub fn openai_suffix(self) -> &'static str {
+    /// The dialect a client of this operation speaks (errors are written in it).
+    pub fn client_dialect(self) -> ClientDialect {
         match self {
+            Operation::Messages | Operation::CountTokens => ClientDialect::Anthropic,
+            _ => ClientDialect::OpenAi,
+        }
+    }
+
+    /// A chat turn: the one operation every dialect translates.
+    pub fn is_chat(self) -> bool {
+        matches!(self, Operation::ChatCompletions | Operation::Messages)
+    }
+
+    /// Path below an OpenAI-compatible base URL (which already holds `/v1`).
+    pub fn openai_suffix(self) -> Option<&'static str> {
+        Some(match self {
             Operation::ChatCompletions => "/chat/completions",
             Operation::Completions => "/completions",
             Operation::Embeddings => "/embeddings",
@@ -50,7 +73,10 @@ impl Operation {
             Operation::ImagesGenerations => "/images/generations",
             Operation::AudioSpeech => "/audio/speech",
             Operation::Rerank => "/rerank",
-        }
+            // Translated to chat completions before they get here.
+            Operation::Messages => "/chat/completions",
+            Operation::CountTokens => return None,
+        })
     }
 
     /// `gen_ai_operation_name` (OpenTelemetry GenAI conventions).
@@ -63,6 +89,8 @@ impl Operation {
             Operation::ImagesGenerations => "image_generation",
             Operation::AudioSpeech => "speech",
             Operation::Rerank => "rerank",
+            Operation::Messages => "messages",
+            Operation::CountTokens => "count_tokens",
         }
     }
 
@@ -72,47 +100,30 @@ impl Operation {
     }
 }
 
-/// The client request, as the adapter sees it for one target.
-pub struct ClientRequest<'a> {
-    pub op: Operation,
-    pub head: &'a RequestHead,
-    pub body: &'a Bytes,
-    /// The model id to send upstream.
-    pub upstream_model: &'a str,
-}
-
-/// A request made ready for one target.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    /// Path and query for the upstream.
-    pub path: String,
-    pub body: Bytes,
-    /// How the answer is relayed.
-    pub relay: RelayMode,
-}
-
-/// How an answer is read on its way back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RelayMode {
-    /// OpenAI SSE; `strip_usage_chunk` when the gateway added `include_usage` itself.
-    OpenAiStream { strip_usage_chunk: bool },
-    /// One OpenAI JSON body with `usage`.
-    OpenAiJson,
-}
-
 /// One upstream dialect.
 pub trait Adapter: Send + Sync {
-    /// Build path and body for `provider`.
-    fn prepare(&self, provider: &Provider, req: &ClientRequest) -> Result<Prepared, GatewayError>;
+    /// The wire format `provider` speaks for `model` (a wire belongs to provider *and*
+    /// model: Claude and Gemini both live on Vertex). `None`: not served by this build.
+    fn wire(&self, provider: &Provider, model: &str) -> Option<Wire>;
 
-    /// Set credentials, host and framing on the upstream request header. Client
+    /// Path and query of `op` for `model`, or a refusal (400/404 in the client's dialect)
+    /// when this upstream does not serve the operation.
+    fn path(
+        &self,
+        provider: &Provider,
+        op: Operation,
+        model: &str,
+        stream: bool,
+    ) -> Result<String, GatewayError>;
+
+    /// Credentials, host and framing on the final request (path set, body final). Client
     /// credentials are removed here: they never reach an upstream.
-    fn set_headers(
+    fn authorize(
         &self,
         provider: &Provider,
         endpoint: &crate::pool::PoolEndpoint,
         hdr: &mut RequestHeader,
-        body_len: usize,
+        body: &[u8],
     ) -> pingora_error::Result<()>;
 }
 
@@ -120,8 +131,47 @@ pub trait Adapter: Send + Sync {
 pub fn adapter_for(dialect: Dialect) -> Option<&'static dyn Adapter> {
     match dialect {
         Dialect::OpenAi => Some(&openai::OpenAiCompatible),
-        _ => None,
+        Dialect::AzureOpenAi | Dialect::AzureFoundry => Some(&azure::Azure),
+        Dialect::Anthropic => Some(&anthropic::Anthropic),
+        Dialect::Bedrock => Some(&bedrock::Bedrock),
+        Dialect::Vertex | Dialect::Gemini | Dialect::Replicate => None,
     }
+}
+
+/// The wire a provider speaks for a model, if this build serves it.
+pub fn wire_for(provider: &Provider, model: &str) -> Option<Wire> {
+    adapter_for(provider.dialect)?.wire(provider, model)
+}
+
+/// Set anew by every adapter: the body is re-framed, and the answer must come back as plain
+/// text (usage is read from it).
+pub const FRAMING: &[&str] = &["accept-encoding", "transfer-encoding", "content-length"];
+
+/// The Anthropic client's protocol headers: kept for an Anthropic upstream, meaningless to
+/// any other.
+pub const ANTHROPIC_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta"];
+
+/// `Host` and `Content-Length` for the final body.
+pub fn set_host_and_length(
+    endpoint: &crate::pool::PoolEndpoint,
+    hdr: &mut RequestHeader,
+    body_len: usize,
+) -> pingora_error::Result<()> {
+    hdr.insert_header("host", endpoint.host.clone())?;
+    hdr.insert_header("content-length", http::HeaderValue::from(body_len))?;
+    Ok(())
+}
+
+/// A secret as a header value, marked sensitive (kept out of HPACK tables and debug output).
+/// A secret with bytes a header cannot carry fails the attempt; the error never quotes it.
+pub fn secret_header(value: &str) -> pingora_error::Result<http::HeaderValue> {
+    use pingora_error::{ErrorType, OrErr};
+    let mut h = http::HeaderValue::from_str(value).or_err(
+        ErrorType::InvalidHTTPHeader,
+        "the provider's credential is not a valid header value",
+    )?;
+    h.set_sensitive(true);
+    Ok(h)
 }
 
 /// Headers that carry the client's own credentials or gateway-only routing hints.

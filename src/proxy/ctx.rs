@@ -1,9 +1,10 @@
 //! Per-request state carried through the Pingora phases.
 
+use super::prepare::Prepared;
 use crate::body::RequestHead;
 use crate::errors::{ClientDialect, GatewayError};
 use crate::gateway::Gateway;
-use crate::providers::{Operation, Prepared};
+use crate::providers::Operation;
 use crate::routing::Plan;
 use crate::sse::SseRelay;
 use crate::usage::Usage;
@@ -33,16 +34,40 @@ pub struct Attempt {
     pub prepared: Option<Prepared>,
 }
 
-/// How the response body is read on its way back.
-#[derive(Debug, Default)]
+/// How this attempt's response body is read on its way back (set per attempt in
+/// `response_filter`, from the attempt's `prepare::Answer`).
+#[derive(Default)]
 pub enum Relay {
+    /// Passthrough, or nothing to read.
     #[default]
     None,
+    /// Same-dialect stream: upstream events go through as they are, usage read on the way.
     Stream(SseRelay),
-    /// Non-streamed JSON: its tail, where `usage` sits.
+    /// Same-dialect JSON: its tail, where `usage` sits.
     Json(BytesMut),
+    /// A stream in another dialect: decoded and re-encoded event by event.
+    Transcode(Box<super::relay::Transcode>),
+    /// A whole answer in another dialect: held (capped), translated at its end.
+    WholeJson(BytesMut),
     /// An upstream error body, held whole (capped) to be put in the client's dialect.
-    ErrorBody(BytesMut),
+    /// `in_stream`: a stream header already went out (an earlier attempt failed before any
+    /// content), so the error becomes the stream's terminal event.
+    ErrorBody { held: BytesMut, in_stream: bool },
+}
+
+impl Relay {
+    /// Is the client reading an event stream (a terminal error event has a place)?
+    pub fn is_stream(&self) -> bool {
+        matches!(
+            self,
+            Relay::Stream(_)
+                | Relay::Transcode(_)
+                | Relay::ErrorBody {
+                    in_stream: true,
+                    ..
+                }
+        )
+    }
 }
 
 pub struct RequestCtx {
@@ -70,6 +95,23 @@ pub struct RequestCtx {
     pub upstream_status: Option<u16>,
     pub status: u16,
     pub relay: Relay,
+    /// Answer bytes reached the client: from here on no other target may be tried, and a
+    /// failure ends the stream with a terminal error (the stream commit protocol).
+    pub committed: bool,
+    /// The response header this attempt wrote is ours (chunked, no upstream length): a later
+    /// attempt may continue the same response while nothing was committed.
+    pub header_replayable: bool,
+    /// Stream output held back until the first content event commits the attempt.
+    pub held: BytesMut,
+    /// The client's request in neutral form, decoded once when a target needs translation.
+    pub translated: Option<Arc<crate::translate::Request>>,
+    /// A target that could not take the request (before any connection): reported only
+    /// when no upstream answered at all.
+    pub refusal: Option<GatewayError>,
+    /// An upstream error's type header (`x-amzn-errortype`), for its message.
+    pub upstream_error_type: Option<String>,
+    /// Upstream time of attempts that failed (not gateway overhead).
+    pub failed_upstream_time: Duration,
     pub ttft: Option<Duration>,
     /// When the upstream request was sent (for overhead = total − upstream time).
     pub upstream_started: Option<Instant>,
@@ -106,6 +148,13 @@ impl RequestCtx {
             upstream_status: None,
             status: 0,
             relay: Relay::None,
+            committed: false,
+            header_replayable: false,
+            held: BytesMut::new(),
+            translated: None,
+            refusal: None,
+            upstream_error_type: None,
+            failed_upstream_time: Duration::ZERO,
             ttft: None,
             upstream_started: None,
             upstream_time: Duration::ZERO,

@@ -191,14 +191,6 @@ pub async fn admit(
     }
 
     let Some(op) = Operation::from_path(&path) else {
-        if ctx.dialect == ClientDialect::Anthropic {
-            return refuse(
-                session,
-                ctx,
-                GatewayError::new(501, "the Anthropic Messages API is not served yet"),
-            )
-            .await;
-        }
         return refuse(
             session,
             ctx,
@@ -277,6 +269,26 @@ pub async fn admit(
         .param("model");
         return refuse(session, ctx, e).await;
     }
+    if op == Operation::CountTokens && !plan.candidates.iter().any(counts_tokens) {
+        // No target counts tokens itself: the gateway's estimate, marked as one.
+        return match crate::count_tokens::estimate(&ctx.body) {
+            Ok(n) => {
+                let v = serde_json::json!({ "input_tokens": n });
+                let body = serde_json::to_vec(&v).unwrap_or_default();
+                respond(
+                    session,
+                    ctx,
+                    200,
+                    "application/json",
+                    body,
+                    &[(crate::count_tokens::HEADER, "estimate".to_string())],
+                )
+                .await
+                .map(|_| true)
+            }
+            Err(e) => refuse(session, ctx, e).await,
+        };
+    }
     if plan
         .candidates
         .iter()
@@ -300,6 +312,14 @@ pub async fn admit(
     ctx.max_attempts = max_attempts(&plan);
     ctx.plan = Some(plan);
     Ok(false)
+}
+
+/// Does this target count tokens itself (Anthropic's and Bedrock's count-tokens APIs)?
+fn counts_tokens(c: &crate::routing::Candidate) -> bool {
+    matches!(
+        crate::providers::wire_for(&c.provider.provider, &c.upstream_model),
+        Some(crate::translate::Wire::AnthropicMessages)
+    )
 }
 
 /// Answer with an error; always `Ok(true)` unless the write itself failed.
@@ -416,7 +436,7 @@ fn check_fields(op: Operation, head: &RequestHead) -> Result<(), GatewayError> {
         )
         .param("model"));
     }
-    if op == Operation::ChatCompletions {
+    if op.is_chat() || op == Operation::CountTokens {
         match head.messages_kind {
             None => {
                 return Err(GatewayError::bad_request("`messages` is missing").param("messages"))

@@ -3,11 +3,11 @@
 //!
 //! ```text
 //! request_filter ─► ingress (id, ops endpoints, key, body, model/stream, plan)
-//! upstream_peer  ─► upstream::next_peer (target + healthy endpoint, per attempt)
-//! upstream_request_filter ─► upstream::shape_request (path, headers, body for THIS target)
+//! upstream_peer  ─► upstream::next_peer (target, its request via prepare, healthy endpoint)
+//! upstream_request_filter ─► upstream::shape_request (path, then credentials: last, SigV4)
 //! request_body_filter ─► upstream::body_for_attempt (the rewritten body, every attempt)
 //! upstream_response_filter ─► relay::on_upstream_header (429/5xx → next target)
-//! response_filter / response_body_filter ─► relay (stream through, read usage)
+//! response_filter / response_body_filter ─► relay (through or translated; commit protocol)
 //! fail_to_connect / error_while_proxy ─► failover policy below
 //! fail_to_proxy ─► errors in the client's dialect
 //! logging ─► settle (usage, metrics, access log)
@@ -16,6 +16,7 @@
 pub mod ctx;
 pub mod ingress;
 pub mod local;
+pub mod prepare;
 pub mod relay;
 pub mod settle;
 pub mod upstream;
@@ -97,7 +98,10 @@ impl ProxyHttp for Switchyard {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let http10 = session.req_header().version == http::Version::HTTP_10;
-        relay::on_response_header(ctx, resp, http10)?;
+        // A later attempt after an in-band failure before content: the client already has
+        // the first attempt's header and keeps reading that one response.
+        let header_sent = session.response_written().is_some();
+        relay::on_response_header(ctx, resp, http10, header_sent)?;
         if http10 && resp.headers.get("content-length").is_none() {
             // No chunked framing in HTTP/1.0: the body ends when the connection closes.
             session.set_keepalive(None);
@@ -158,9 +162,11 @@ impl ProxyHttp for Switchyard {
                 e.etype().as_str()
             ));
         }
+        // Nothing of the answer reached the client: either no header went out, or only a
+        // header of ours (chunked) that the next attempt's answer can continue.
         let written = session.response_written().is_some();
-        let may_retry =
-            !written && ctx.has_more_attempts() && e.esource() != &ErrorSource::Downstream;
+        let fresh = !ctx.committed && (!written || ctx.header_replayable);
+        let may_retry = fresh && ctx.has_more_attempts() && e.esource() != &ErrorSource::Downstream;
         if may_retry && (status_failover || e.esource() == &ErrorSource::Upstream) {
             e.set_retry(true);
         } else if !may_retry {
@@ -183,15 +189,13 @@ impl ProxyHttp for Switchyard {
             };
         }
         if session.response_written().is_some() {
-            // Mid-stream: a well-formed terminal error, never a silent cut (contract §5).
-            // Only a stream has a place for one; a JSON body cut short is left unfinished
-            // (no final chunk, the connection closes) so the client sees it was cut.
-            if matches!(ctx.relay, ctx::Relay::Stream(_)) {
-                let msg = ctx.last_error.clone().unwrap_or_else(|| e.to_string());
-                let chunk = terminal_stream_error(&msg);
-                let _ = session
-                    .write_response_body(Some(Bytes::from(chunk)), true)
-                    .await;
+            // Mid-answer: a stream ends with a well-formed terminal error in the client's
+            // dialect, never a silent cut (contract §5). A JSON body cut short is left
+            // unfinished (no final chunk, the connection closes) so the client sees it was cut.
+            let msg = ctx.last_error.clone().unwrap_or_else(|| e.to_string());
+            let status = if code >= 400 { code } else { 502 };
+            if let Some(bytes) = relay::terminal_bytes(ctx, &GatewayError::new(status, msg)) {
+                let _ = session.write_response_body(Some(bytes), true).await;
             }
             return FailToProxy {
                 error_code: ctx.status,
@@ -291,10 +295,4 @@ fn failure_status(e: &Error, ctx: &RequestCtx) -> u16 {
             _ => 500,
         },
     }
-}
-
-/// The OpenAI terminal stream error: an error event then `[DONE]`.
-fn terminal_stream_error(message: &str) -> Vec<u8> {
-    let ev = serde_json::json!({"error": {"message": message, "type": "api_error", "param": null, "code": "upstream_error"}});
-    format!("data: {ev}\n\ndata: [DONE]\n\n").into_bytes()
 }

@@ -5,7 +5,7 @@
 use super::ctx::{Relay, RequestCtx, RequestKind};
 use crate::access_log::{self, Record};
 use crate::metrics;
-use crate::usage::{openai_usage_in, Usage};
+use crate::usage::Usage;
 use pingora_proxy::Session;
 use std::time::SystemTime;
 
@@ -47,15 +47,14 @@ pub fn settle(session: &Session, ctx: &mut RequestCtx, error: Option<&pingora_er
         }
         if let Some(u) = &usage {
             m.observe_tokens(u);
-            if matches!(ctx.relay, Relay::Stream(_)) && u.output > 1 {
+            if ctx.relay.is_stream() && u.output > 1 {
                 if let Some(ttft) = ctx.ttft {
                     let per = duration.saturating_sub(ttft).as_secs_f64() / (u.output - 1) as f64;
                     m.per_output_token.observe(per);
                 }
             }
         }
-        m.overhead
-            .observe(duration.saturating_sub(ctx.upstream_time).as_secs_f64());
+        m.overhead.observe(overhead(ctx, duration).as_secs_f64());
     }
 
     // Everything the line needs is moved out of the context (dropped right after this) or
@@ -110,20 +109,36 @@ fn read_usage(ctx: &RequestCtx) -> Option<Usage> {
         return None;
     }
     match &ctx.relay {
-        Relay::Stream(sse) => sse.usage.or_else(|| {
-            (sse.content_events > 0).then(|| {
-                let input = (ctx.body.len() as u64).div_ceil(4);
-                Usage {
-                    input,
-                    output: sse.content_events,
-                    total: input + sse.content_events,
-                    estimated: true,
-                    ..Default::default()
-                }
-            })
-        }),
+        Relay::Stream(sse) => sse
+            .usage
+            .or_else(|| (sse.content_events > 0).then(|| estimate(ctx, sse.content_events))),
+        Relay::Transcode(t) => t
+            .usage()
+            .or_else(|| (t.content_events > 0).then(|| estimate(ctx, t.content_events))),
         // Read in the body filter when the answer came in one chunk; else from the tail.
-        Relay::Json(tail) => ctx.usage.or_else(|| openai_usage_in(tail)),
+        Relay::Json(tail) => ctx.usage.or_else(|| super::relay::usage_in_json(ctx, tail)),
+        // Read when the whole answer was translated.
+        Relay::WholeJson(_) => ctx.usage,
         _ => None,
     }
+}
+
+/// Prompt ≈ body bytes / 4, output ≈ content events: for a stream cut before its usage.
+fn estimate(ctx: &RequestCtx, content_events: u64) -> Usage {
+    let input = (ctx.body.len() as u64).div_ceil(4);
+    Usage {
+        input,
+        output: content_events,
+        total: input + content_events,
+        estimated: true,
+        ..Default::default()
+    }
+}
+
+/// Time spent in the gateway itself: everything but the upstreams' time, that of failed
+/// attempts included.
+fn overhead(ctx: &RequestCtx, duration: std::time::Duration) -> std::time::Duration {
+    duration
+        .saturating_sub(ctx.upstream_time)
+        .saturating_sub(ctx.failed_upstream_time)
 }

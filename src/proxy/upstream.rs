@@ -4,10 +4,7 @@
 use super::ctx::{Attempt, RequestCtx, RequestKind};
 use crate::config::{Endpoint, Limits};
 use crate::errors::GatewayError;
-use crate::providers::{
-    adapter_for, bearer, set_forwarded_for, strip_connection_listed, strip_headers, ClientRequest,
-    CLIENT_ONLY_HEADERS, HOP_BY_HOP_HEADERS,
-};
+use crate::providers::{adapter_for, set_forwarded_for, strip_connection_listed};
 use bytes::Bytes;
 use pingora_core::protocols::ALPN;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -45,25 +42,46 @@ pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         return Ok(p);
     }
 
-    let plan = ctx
+    let n = ctx
         .plan
         .as_ref()
-        .ok_or_else(|| Error::new(ErrorType::InternalError))?;
-    let n = plan.candidates.len();
+        .ok_or_else(|| Error::new(ErrorType::InternalError))?
+        .candidates
+        .len();
     let start = match &ctx.current {
         Some(a) => (a.candidate + 1) % n,
         None => 0,
     };
     // First every target's non-ejected endpoints, then the ejected ones: an endpoint that
     // keeps failing (refusing, stalling) is skipped while any other target remains.
+    let RequestKind::Model(op) = ctx.kind else {
+        return Err(Error::new(ErrorType::InternalError));
+    };
     for allow_ejected in [false, true] {
         for i in 0..n {
             let idx = (start + i) % n;
-            let cand = &plan.candidates[idx];
-            if adapter_for(cand.provider.provider.dialect).is_none() || ctx.exhausted.contains(&idx)
-            {
+            let Some(plan) = ctx.plan.as_ref() else {
+                break;
+            };
+            let cand = plan.candidates[idx].clone();
+            if ctx.exhausted.contains(&idx) {
                 continue;
             }
+            // The request this target would get: a target that cannot take it is refused
+            // here, before a connection, and costs no attempt.
+            let prepared = match super::prepare::prepare(
+                ctx,
+                op,
+                &cand.provider.provider,
+                &cand.upstream_model,
+            ) {
+                Ok(p) => p,
+                Err(refusal) => {
+                    ctx.exhausted.push(idx);
+                    ctx.refusal.get_or_insert(refusal);
+                    continue;
+                }
+            };
             let avoid: Vec<_> = ctx
                 .tried
                 .iter()
@@ -77,22 +95,28 @@ pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
                     candidate: idx,
                     addr: picked.addr,
                     endpoint: picked.endpoint,
-                    prepared: None,
+                    prepared: Some(prepared),
                 });
                 return Ok(p);
             }
         }
     }
-    let model = plan.model.clone();
+    let model = ctx
+        .plan
+        .as_ref()
+        .map(|p| p.model.clone())
+        .unwrap_or_default();
     Err(no_healthy(ctx, &model))
 }
 
-/// No endpoint left: the last upstream's status when there was one, else 503.
+/// No endpoint left: the last upstream's status when there was one, else a refusal when
+/// every target refused the request, else 503.
 fn no_healthy(ctx: &mut RequestCtx, what: &str) -> Box<Error> {
     if ctx.local_error.is_none() {
-        let e = match (ctx.upstream_status, &ctx.last_error) {
-            (Some(s), Some(msg)) => GatewayError::new(s, msg.clone()),
-            (None, Some(msg)) => GatewayError::new(502, msg.clone()),
+        let e = match (ctx.upstream_status, &ctx.last_error, &ctx.refusal) {
+            (Some(s), Some(msg), _) => GatewayError::new(s, msg.clone()),
+            (None, Some(msg), _) => GatewayError::new(502, msg.clone()),
+            (None, None, Some(refusal)) => refusal.clone(),
             _ => GatewayError::new(503, format!("no healthy upstream for `{what}`")),
         };
         ctx.local_error = Some(e);
@@ -124,7 +148,10 @@ pub fn shape_request(
     req: &mut RequestHeader,
     client: Option<std::net::IpAddr>,
 ) -> Result<()> {
-    ctx.upstream_started = Some(Instant::now());
+    if let Some(t) = ctx.upstream_started.replace(Instant::now()) {
+        // An earlier attempt's upstream time is not the gateway's overhead.
+        ctx.failed_upstream_time += t.elapsed();
+    }
     strip_connection_listed(req);
     req.insert_header("x-request-id", ctx.id.as_str())?;
     shape_for_target(ctx, req)?;
@@ -135,7 +162,7 @@ pub fn shape_request(
 fn shape_for_target(ctx: &mut RequestCtx, req: &mut RequestHeader) -> Result<()> {
     match ctx.kind {
         RequestKind::Passthrough => shape_passthrough(ctx, req),
-        RequestKind::Model(op) => {
+        RequestKind::Model(_) => {
             let attempt = ctx
                 .current
                 .as_ref()
@@ -144,37 +171,20 @@ fn shape_for_target(ctx: &mut RequestCtx, req: &mut RequestHeader) -> Result<()>
                 .plan
                 .as_ref()
                 .ok_or_else(|| Error::new(ErrorType::InternalError))?;
-            let cand = &plan.candidates[attempt.candidate];
-            let provider = &cand.provider.provider;
+            let provider = &plan.candidates[attempt.candidate].provider.provider;
             let adapter = adapter_for(provider.dialect)
                 .ok_or_else(|| Error::new(ErrorType::InternalError))?;
-            let client = ClientRequest {
-                op,
-                head: &ctx.head,
-                body: &ctx.body,
-                upstream_model: &cand.upstream_model,
-            };
-            let prepared = match adapter.prepare(provider, &client) {
-                Ok(p) => p,
-                Err(e) => {
-                    let status = e.status;
-                    ctx.local_error = Some(e);
-                    return Err(Error::explain(
-                        ErrorType::HTTPStatus(status),
-                        "translation refused",
-                    ));
-                }
-            };
+            let prepared = attempt
+                .prepared
+                .as_ref()
+                .ok_or_else(|| Error::new(ErrorType::InternalError))?;
             let uri = prepared
                 .path
                 .parse()
                 .map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
             req.set_uri(uri);
-            adapter.set_headers(provider, &attempt.endpoint, req, prepared.body.len())?;
-            if let Some(a) = ctx.current.as_mut() {
-                a.prepared = Some(prepared);
-            }
-            Ok(())
+            // Last: SigV4 signs the final path, Host and body.
+            adapter.authorize(provider, &attempt.endpoint, req, &prepared.body)
         }
         RequestKind::Local => Err(Error::explain(
             ErrorType::InternalError,
@@ -194,21 +204,39 @@ fn shape_passthrough(ctx: &mut RequestCtx, req: &mut RequestHeader) -> Result<()
         .get(&pid)
         .ok_or_else(|| Error::new(ErrorType::InternalError))?
         .provider;
-    let host = ctx
+    let endpoint = ctx
         .current
         .as_ref()
         .ok_or_else(|| Error::new(ErrorType::InternalError))?
         .endpoint
-        .host
         .clone();
     req.set_uri(
         path.parse()
             .map_err(|_| Error::explain(ErrorType::HTTPStatus(400), "bad passthrough path"))?,
     );
-    strip_headers(req, &[CLIENT_ONLY_HEADERS, HOP_BY_HOP_HEADERS]);
-    req.insert_header("host", host)?;
-    if let Some(key) = &provider.api_key {
-        req.insert_header("authorization", bearer(key)?)?;
+    let adapter = adapter_for(provider.dialect)
+        .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(501), "provider dialect not served"))?;
+    if provider.api_key.is_none() && provider.aws.is_some() {
+        // SigV4 signs the body, which passthrough streams without reading first.
+        ctx.local_error = Some(GatewayError::new(
+            501,
+            format!("passthrough to `{pid}` needs AWS_BEARER_TOKEN_BEDROCK: SigV4 signing needs the whole body first"),
+        ));
+        return Err(Error::explain(
+            ErrorType::HTTPStatus(501),
+            "passthrough cannot sign",
+        ));
+    }
+    // The provider's own credentials in the provider's own header (x-api-key, api-key,
+    // Bearer); the client's framing stays, its body streams through unread.
+    let framing: Vec<_> = ["content-length", "transfer-encoding"]
+        .iter()
+        .filter_map(|n| req.headers.get(*n).map(|v| (*n, v.clone())))
+        .collect();
+    adapter.authorize(provider, &endpoint, req, &[])?;
+    req.remove_header("content-length");
+    for (name, value) in framing {
+        req.insert_header(name, value)?;
     }
     Ok(())
 }

@@ -253,10 +253,21 @@ pub enum Delta {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The answer began. `id`/`model` are empty when the upstream gives none (Bedrock).
-    Start { id: String, model: String },
-    BlockStart { index: usize, block: Block },
-    Delta { index: usize, delta: Delta },
-    BlockStop { index: usize },
+    Start {
+        id: String,
+        model: String,
+    },
+    BlockStart {
+        index: usize,
+        block: Block,
+    },
+    Delta {
+        index: usize,
+        delta: Delta,
+    },
+    BlockStop {
+        index: usize,
+    },
     /// Usage so far; `Some` fields replace earlier ones.
     Usage(UsageUpdate),
     Stop {
@@ -276,7 +287,10 @@ impl Event {
     pub fn is_content(&self) -> bool {
         match self {
             Event::BlockStart { block, .. } => {
-                matches!(block, Block::ToolUse { .. } | Block::RedactedThinking { .. })
+                matches!(
+                    block,
+                    Block::ToolUse { .. } | Block::RedactedThinking { .. }
+                )
             }
             Event::Delta { delta, .. } => match delta {
                 Delta::Text(s) | Delta::Thinking(s) | Delta::ToolArgs(s) => !s.is_empty(),
@@ -312,7 +326,7 @@ pub struct ClientOpts {
 }
 
 /// Reads one upstream dialect's stream, chunk by chunk as it arrives.
-pub trait StreamDecoder: Send {
+pub trait StreamDecoder: Send + Sync {
     /// Decode what `chunk` completes; partial frames/events are kept for the next call.
     /// `Err` means the bytes cannot be a stream of this dialect (bad framing, bad CRC, an
     /// event over the size limit): the relay ends the answer with a terminal error.
@@ -323,7 +337,7 @@ pub trait StreamDecoder: Send {
 }
 
 /// Writes one client dialect's stream.
-pub trait StreamEncoder: Send {
+pub trait StreamEncoder: Send + Sync {
     /// Append the client's bytes for `ev` to `out` (nothing when the event is held or has
     /// no counterpart).
     fn encode(&mut self, ev: &Event, out: &mut Vec<u8>);

@@ -98,7 +98,12 @@ pub fn stream_encoder(client: ClientDialect, opts: ClientOpts) -> Box<dyn Stream
 /// An upstream's error answer as the gateway reports it: status kept, message kept, in
 /// neutral form (`GatewayError::body` then writes it in the client's dialect).
 /// `error_type`: a header naming the error where the dialect has one (`x-amzn-errortype`).
-pub fn decode_error(wire: Wire, status: u16, error_type: Option<&str>, body: &[u8]) -> GatewayError {
+pub fn decode_error(
+    wire: Wire,
+    status: u16,
+    error_type: Option<&str>,
+    body: &[u8],
+) -> GatewayError {
     match wire {
         Wire::OpenAiChat => openai::decode_error(status, body),
         Wire::AnthropicMessages => anthropic::decode_error(status, body),

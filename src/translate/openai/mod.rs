@@ -7,19 +7,41 @@ fn pending() -> GatewayError {
     GatewayError::new(501, "translation for `openai` is not built yet")
 }
 
-pub fn decode_request(_body: &[u8]) -> Result<Request, GatewayError> { Err(pending()) }
-pub fn encode_request(_req: &Request, _t: &Target) -> Result<Vec<u8>, GatewayError> { Err(pending()) }
-pub fn decode_response(_body: &[u8]) -> Result<Response, GatewayError> { Err(pending()) }
-pub fn encode_response(_r: &Response, _o: &ClientOpts) -> Vec<u8> { Vec::new() }
-pub fn decode_error(status: u16, _body: &[u8]) -> GatewayError { GatewayError::new(status, "upstream error") }
+pub fn decode_request(_body: &[u8]) -> Result<Request, GatewayError> {
+    Err(pending())
+}
+pub fn encode_request(_req: &Request, _t: &Target) -> Result<Vec<u8>, GatewayError> {
+    Err(pending())
+}
+pub fn decode_response(_body: &[u8]) -> Result<Response, GatewayError> {
+    Err(pending())
+}
+pub fn encode_response(_r: &Response, _o: &ClientOpts) -> Vec<u8> {
+    Vec::new()
+}
+pub fn decode_error(status: u16, _body: &[u8]) -> GatewayError {
+    GatewayError::new(status, "upstream error")
+}
 pub struct Decoder;
-impl Decoder { pub fn new(_max_event: usize) -> Self { Decoder } }
+impl Decoder {
+    pub fn new(_max_event: usize) -> Self {
+        Decoder
+    }
+}
 impl StreamDecoder for Decoder {
-    fn feed(&mut self, _c: &[u8], _o: &mut Vec<Event>) -> Result<(), GatewayError> { Err(pending()) }
-    fn finish(&mut self, _o: &mut Vec<Event>) -> Result<(), GatewayError> { Err(pending()) }
+    fn feed(&mut self, _c: &[u8], _o: &mut Vec<Event>) -> Result<(), GatewayError> {
+        Err(pending())
+    }
+    fn finish(&mut self, _o: &mut Vec<Event>) -> Result<(), GatewayError> {
+        Err(pending())
+    }
 }
 pub struct Encoder;
-impl Encoder { pub fn new(_o: ClientOpts) -> Self { Encoder } }
+impl Encoder {
+    pub fn new(_o: ClientOpts) -> Self {
+        Encoder
+    }
+}
 impl StreamEncoder for Encoder {
     fn encode(&mut self, _e: &Event, _o: &mut Vec<u8>) {}
     fn terminal_error(&mut self, _e: &GatewayError, _o: &mut Vec<u8>) {}

