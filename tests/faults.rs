@@ -559,3 +559,74 @@ async fn pipelined_requests_are_answered_in_order() {
         .collect();
     assert_eq!(ids, ["first", "second", "third"], "{text}");
 }
+
+// The stream commit protocol (issue 8): until content reached the client, an in-band
+// failure is a failed attempt, and the next target answers in the same response.
+
+const PAIRED_STREAM: &str =
+    r#"{"model":"paired","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+
+#[tokio::test]
+async fn an_error_event_before_content_moves_to_the_next_target() {
+    let (a, b) = (
+        Mock::start("a").await.unwrap(),
+        Mock::start("b").await.unwrap(),
+    );
+    let gw = gateway(&a, &b, "").await;
+    let r = chat(&gw, PAIRED_STREAM, &[("x-mock-a", "error-event")]).await;
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    // One clean stream, from the backup: no trace of the primary's error.
+    assert!(!text.contains("error"), "{text}");
+    assert!(!text.contains("chatcmpl-a"), "{text}");
+    assert!(text.contains("\"id\":\"chatcmpl-b\""), "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert_eq!((chats(&a), chats(&b)), (1, 1));
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_before_content_moves_to_the_next_target() {
+    let (a, b) = (
+        Mock::start("a").await.unwrap(),
+        Mock::start("b").await.unwrap(),
+    );
+    let gw = gateway(&a, &b, "").await;
+    let r = chat(&gw, PAIRED_STREAM, &[("x-mock-a", "cut:0")]).await;
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(!text.contains("error"), "{text}");
+    assert!(text.contains("\"id\":\"chatcmpl-b\""), "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert_eq!((chats(&a), chats(&b)), (1, 1));
+}
+
+#[tokio::test]
+async fn after_content_a_failure_is_a_terminal_error_not_another_target() {
+    let (a, b) = (
+        Mock::start("a").await.unwrap(),
+        Mock::start("b").await.unwrap(),
+    );
+    let gw = gateway(&a, &b, "").await;
+    let r = chat(&gw, PAIRED_STREAM, &[("x-mock-a", "cut:2")]).await;
+    assert_eq!(r.status, 200);
+    assert_terminal_error(&r, "error");
+    assert_eq!(r.text().matches("\"content\":\"tok").count(), 2);
+    assert_eq!(
+        chats(&b),
+        0,
+        "content had reached the client: no other target"
+    );
+}
+
+#[tokio::test]
+async fn the_last_target_failing_in_band_reaches_the_client_as_its_error() {
+    let (a, b) = (
+        Mock::start("a").await.unwrap(),
+        Mock::start("b").await.unwrap(),
+    );
+    let gw = gateway(&a, &b, "").await;
+    let r = chat(&gw, STREAM, &[("x-mock", "error-event")]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("mock overloaded"), "{}", r.text());
+    assert!(r.text().ends_with("data: [DONE]\n\n"));
+}

@@ -11,6 +11,9 @@
 //! | `reset`                  | closes the connection without answering |
 //! | `sse:N:MS`               | N content events spaced MS ms apart, then usage (if asked) and `[DONE]` |
 //! | `cut:N`                  | N content events, then the connection drops (no `[DONE]`) |
+//! | `error-event`            | a 200 stream whose only event is an `{"error":...}` chunk, then `[DONE]` |
+//!
+//! `x-mock-<id>` sets the behaviour of the mock started with that id alone (failover tests).
 //!
 //! Fault injection (issue 7), each bounded in time and bytes so a test never hangs:
 //!
@@ -245,7 +248,12 @@ fn json_str_field<'a>(body: &'a str, field: &str) -> Option<&'a str> {
 
 /// Write the answer; `false` closes the connection.
 async fn respond(sock: &mut TcpStream, id: &str, req: &Seen) -> std::io::Result<bool> {
-    let behaviour = req.header("x-mock").unwrap_or("").to_string();
+    // `x-mock-<id>` (one mock of several) wins over `x-mock` (all of them).
+    let behaviour = req
+        .header(&format!("x-mock-{id}"))
+        .or_else(|| req.header("x-mock"))
+        .unwrap_or("")
+        .to_string();
     let body_text = String::from_utf8_lossy(&req.body[..req.body.len().min(1 << 20)]).to_string();
     let model = json_str_field(&body_text, "model")
         .unwrap_or("mock-model")
@@ -276,6 +284,19 @@ async fn respond(sock: &mut TcpStream, id: &str, req: &Seen) -> std::io::Result<
             }
             sock.flush().await?;
             tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(false)
+        }
+        "error-event" => {
+            // A 200 stream whose first event is an in-band error (an overloaded server).
+            stream_head(sock, &common).await?;
+            write_chunk(
+                sock,
+                b"data: {\"error\":{\"message\":\"mock overloaded\",\"type\":\"server_error\",\"code\":null}}\n\n",
+            )
+            .await?;
+            write_chunk(sock, b"data: [DONE]\n\n").await?;
+            write_chunk(sock, b"").await?;
+            sock.flush().await?;
             Ok(false)
         }
         "garbage" => {
