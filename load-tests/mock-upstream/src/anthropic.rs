@@ -1,8 +1,9 @@
 //! The Anthropic Messages dialect: `POST /v1/messages` (JSON or SSE) and
 //! `POST /v1/messages/count_tokens`, answered deterministically from the request.
 //!
-//! * `x-api-key` is required (401 `authentication_error`), `anthropic-version` too (400
-//!   `invalid_request_error`).
+//! * A key is required (401 `authentication_error`): `x-api-key`, or `Authorization: Bearer` as the
+//!   `anthropic` SDK 2.x sends it; `x-mock-anthropic-auth` says which (`x-api-key` / `bearer`).
+//!   `anthropic-version` is required too (400 `invalid_request_error`).
 //! * The answer is `echo: <text of the last user message>` (its text blocks joined by a space),
 //!   or, when the request has `tools` and the last user message holds no `tool_result`, one
 //!   `tool_use` block `{id: "toolu_mock_<n>", name: <first tool>, input: {"q": <that text>}}` with
@@ -132,9 +133,20 @@ pub(crate) async fn respond(
     if req.method != "POST" {
         return error(sock, &common, 405, "Method not allowed").await;
     }
-    if req.header("x-api-key").is_none_or(str::is_empty) {
+    // The API takes the key in `x-api-key`; the `anthropic` SDK 2.x sends it as
+    // `Authorization: Bearer`, which the API accepts too. Which one came is echoed.
+    let scheme = if req.header("x-api-key").is_some_and(|v| !v.is_empty()) {
+        "x-api-key"
+    } else if req
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|v| !v.trim().is_empty())
+    {
+        "bearer"
+    } else {
         return error(sock, &common, 401, "x-api-key header is required").await;
-    }
+    };
+    common.push_str(&format!("x-mock-anthropic-auth: {scheme}\r\n"));
     if req.header("anthropic-version").is_none_or(str::is_empty) {
         return error(sock, &common, 400, "anthropic-version: header is required").await;
     }
