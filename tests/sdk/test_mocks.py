@@ -142,6 +142,15 @@ def test_anthropic_stream_raw_events(claude, dialect_mock):
     assert wire[-2:] == ["message_delta", "message_stop"]
 
 
+def test_anthropic_sse_pieces(claude):
+    with claude.messages.stream(
+        model="m", max_tokens=10, messages=[{"role": "user", "content": "five pieces here"}],
+        extra_headers={"x-mock": "sse:5:10"},
+    ) as s:
+        pieces = list(s.text_stream)
+    assert len(pieces) == 5 and "".join(pieces) == "echo: five pieces here"
+
+
 def test_anthropic_tool_use(claude):
     msg = claude.messages.create(
         model="m", max_tokens=100, tools=TOOLS, messages=[{"role": "user", "content": "weather in Paris"}]

@@ -1,4 +1,15 @@
-//! An OpenAI-compatible mock upstream over real TCP on 127.0.0.1.
+//! A mock upstream over real TCP on 127.0.0.1: OpenAI-compatible on every path, plus the
+//! Anthropic Messages dialect (`anthropic.rs`) and Azure OpenAI paths (`azure.rs`):
+//!
+//! | route (query ignored unless said)                         | dialect |
+//! |-----------------------------------------------------------|---------|
+//! | `POST /v1/messages`, `POST /v1/messages/count_tokens`     | Anthropic Messages (see `anthropic.rs`) |
+//! | `POST /openai/deployments/{d}/chat/completions?api-version=V`, `.../embeddings?api-version=V` | Azure, `model` = `d` |
+//! | `POST /openai/v1/chat/completions`, `/openai/v1/embeddings` | Azure v1, `model` from the body |
+//! | anything else (`.../chat/completions`, `/completions`, `/embeddings`, `/models`) | OpenAI |
+//!
+//! The transport faults below (`stall`, `reset`, `garbage`, `text-status`, `not-json`, `drip`,
+//! `json-reset`) apply on every route; the others are per dialect.
 //!
 //! Behaviour is chosen per request by the `x-mock` header (the gateway forwards it):
 //!
@@ -27,7 +38,8 @@
 //!
 //! Every answer carries `x-mock-id`, `x-mock-path`, `x-mock-auth` (the Authorization the
 //! upstream saw), `x-mock-body-len` and `x-mock-body-sha256` of the request body it got,
-//! so tests prove what reached the upstream, byte for byte.
+//! so tests prove what reached the upstream, byte for byte, and `x-mock-headers`: the request's
+//! header names (lower case, comma-joined, never their values).
 
 mod anthropic;
 mod azure;
