@@ -1,5 +1,7 @@
 """Fixtures for the official-SDK suite: real `switchyard` and `mock-upstream` processes on
-127.0.0.1, driven through the `openai` Python SDK.
+127.0.0.1, driven through the `openai` Python SDK; and, for test_mocks.py, the mock upstreams
+alone (`mock-upstream`, `mock_bedrock.py`), driven through the `anthropic`, `openai` and
+botocore clients with no gateway in between.
 
 Binaries come from `target/debug/` (override with SWITCHYARD_BIN / MOCK_UPSTREAM_BIN).
 Every wait is bounded; every process started here is stopped at the end of the session.
@@ -272,3 +274,119 @@ def client(gateway):
     c = gateway.client()
     yield c
     c.close()
+
+
+# ---------------------------------------------------------------------------------------
+# Mock upstreams on their own, for test_mocks.py: no gateway binary needed.
+# ---------------------------------------------------------------------------------------
+
+BEDROCK_MOCK = Path(__file__).resolve().parent / "mock_bedrock.py"
+AWS_KEY_ID = "AKIDMOCKEXAMPLE"
+AWS_SECRET = "mock-secret-key"
+AWS_TOKEN = "mock-session-token"
+AWS_BEARER = "mock-bedrock-api-key"
+AWS_REGION = "us-west-2"
+
+
+@pytest.fixture(scope="session")
+def mocks_workdir():
+    if not MOCK_BIN.is_file():
+        pytest.exit(f"missing binary {MOCK_BIN}: build it with `cargo build -p mock-upstream` first", returncode=2)
+    d = Path(tempfile.mkdtemp(prefix="switchyard-mocks-"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dialect_mock(mocks_workdir):
+    """One `mock-upstream` process; its root URL serves the Anthropic and Azure dialects."""
+    m = Mock("dialects", mocks_workdir)
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+class BedrockMock:
+    """One `python mock_bedrock.py 0` process (it prints `port N`, then `ready`)."""
+
+    def __init__(self, name: str, workdir: Path, **env: str):
+        import select
+        import sys
+
+        self.log = workdir / f"bedrock-{name}.log"
+        logf = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(BEDROCK_MOCK), "0"],
+            stdout=subprocess.PIPE,
+            stderr=logf,
+            stdin=subprocess.DEVNULL,
+            env=_clean_env(**env),
+        )
+        logf.close()
+        self.port = 0
+        deadline = time.monotonic() + START_TIMEOUT
+        buf = b""
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if not ready:
+                continue
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            buf += chunk
+            lines = buf.decode(errors="replace").splitlines()
+            for line in lines:
+                if line.startswith("port "):
+                    self.port = int(line.split()[1])
+            if "ready" in lines and self.port:
+                return
+        _stop(self.proc)
+        raise RuntimeError(f"mock_bedrock {name} did not start: {buf!r} {self.log.read_text(errors='replace')}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def last_request(self) -> dict:
+        with urllib.request.urlopen(f"{self.url}/__last_request", timeout=5) as r:
+            return json.loads(r.read())
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def bedrock_mock(mocks_workdir):
+    """Static credentials (no session token) or the Bedrock API key."""
+    m = BedrockMock(
+        "static",
+        mocks_workdir,
+        MOCK_AWS_ACCESS_KEY_ID=AWS_KEY_ID,
+        MOCK_AWS_SECRET_ACCESS_KEY=AWS_SECRET,
+        MOCK_AWS_REGION=AWS_REGION,
+        MOCK_AWS_BEARER_TOKEN=AWS_BEARER,
+    )
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+@pytest.fixture(scope="session")
+def bedrock_sts_mock(mocks_workdir):
+    """Temporary credentials: a session token is required."""
+    m = BedrockMock(
+        "sts",
+        mocks_workdir,
+        MOCK_AWS_ACCESS_KEY_ID=AWS_KEY_ID,
+        MOCK_AWS_SECRET_ACCESS_KEY=AWS_SECRET,
+        MOCK_AWS_SESSION_TOKEN=AWS_TOKEN,
+        MOCK_AWS_REGION=AWS_REGION,
+    )
+    try:
+        yield m
+    finally:
+        m.stop()

@@ -1,4 +1,15 @@
-//! An OpenAI-compatible mock upstream over real TCP on 127.0.0.1.
+//! A mock upstream over real TCP on 127.0.0.1: OpenAI-compatible on every path, plus the
+//! Anthropic Messages dialect (`anthropic.rs`) and Azure OpenAI paths (`azure.rs`):
+//!
+//! | route (query ignored unless said)                         | dialect |
+//! |-----------------------------------------------------------|---------|
+//! | `POST /v1/messages`, `POST /v1/messages/count_tokens`     | Anthropic Messages (see `anthropic.rs`) |
+//! | `POST /openai/deployments/{d}/chat/completions?api-version=V`, `.../embeddings?api-version=V` | Azure, `model` = `d` |
+//! | `POST /openai/v1/chat/completions`, `/openai/v1/embeddings` | Azure v1, `model` from the body |
+//! | anything else (`.../chat/completions`, `/completions`, `/embeddings`, `/models`) | OpenAI |
+//!
+//! The transport faults below (`stall`, `reset`, `garbage`, `text-status`, `not-json`, `drip`,
+//! `json-reset`) apply on every route; the others are per dialect.
 //!
 //! Behaviour is chosen per request by the `x-mock` header (the gateway forwards it):
 //!
@@ -30,7 +41,11 @@
 //!
 //! Every answer carries `x-mock-id`, `x-mock-path`, `x-mock-auth` (the Authorization the
 //! upstream saw), `x-mock-body-len` and `x-mock-body-sha256` of the request body it got,
-//! so tests prove what reached the upstream, byte for byte.
+//! so tests prove what reached the upstream, byte for byte, and `x-mock-headers`: the request's
+//! header names (lower case, comma-joined, never their values).
+
+mod anthropic;
+mod azure;
 
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
@@ -246,29 +261,88 @@ fn json_str_field<'a>(body: &'a str, field: &str) -> Option<&'a str> {
     rest.find('"').map(|end| &rest[..end])
 }
 
-/// Write the answer; `false` closes the connection.
-async fn respond(sock: &mut TcpStream, id: &str, req: &Seen) -> std::io::Result<bool> {
-    // `x-mock-<id>` (one mock of several) wins over `x-mock` (all of them).
-    let behaviour = req
-        .header(&format!("x-mock-{id}"))
+/// Split a request target into its path and its query (without `?`).
+pub(crate) fn split_target(target: &str) -> (&str, &str) {
+    target.split_once('?').unwrap_or((target, ""))
+}
+
+/// The value of one query parameter (no percent-decoding: the values the mocks read are plain).
+pub(crate) fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// `x-mock-*` headers every answer carries. `x-mock-headers` lists the request's header
+/// names (lower case, first occurrence order), never their values.
+fn common_headers(id: &str, req: &Seen) -> String {
+    let sha = hex::encode(Sha256::digest(&req.body));
+    let mut names: Vec<&str> = Vec::new();
+    for (k, _) in &req.headers {
+        if !names.contains(&k.as_str()) {
+            names.push(k);
+        }
+    }
+    format!(
+        "x-mock-id: {id}\r\nx-mock-path: {}\r\nx-mock-auth: {}\r\nx-mock-body-len: {}\r\nx-mock-body-sha256: {sha}\r\nx-mock-headers: {}\r\n",
+        req.path,
+        req.header("authorization").unwrap_or("-"),
+        req.body.len(),
+        names.join(",")
+    )
+}
+
+/// The behaviour asked of this mock: `x-mock-<id>` (one mock of several) wins over
+/// `x-mock` (all of them).
+pub(crate) fn behaviour(req: &Seen, id: &str) -> String {
+    req.header(&format!("x-mock-{id}"))
         .or_else(|| req.header("x-mock"))
         .unwrap_or("")
-        .to_string();
+        .to_string()
+}
+
+/// Write the answer; `false` closes the connection.
+async fn respond(sock: &mut TcpStream, id: &str, req: &Seen) -> std::io::Result<bool> {
+    let behaviour = behaviour(req, id);
+    let common = common_headers(id, req);
+    let (route, query) = split_target(&req.path);
+    // Transport-level faults behave the same whatever dialect the path speaks.
+    let generic = matches!(
+        behaviour.split(':').next().unwrap_or(""),
+        "stall" | "reset" | "garbage" | "text-status" | "not-json" | "drip" | "json-reset"
+    );
+    if !generic {
+        if route == "/v1/messages" || route.starts_with("/v1/messages/") {
+            return anthropic::respond(sock, id, req, route, common).await;
+        }
+        if route.starts_with("/openai/") {
+            return azure::respond(sock, id, req, route, query, common).await;
+        }
+    }
+    respond_openai(sock, id, req, route, None, common).await
+}
+
+/// The OpenAI dialect; `model` overrides the body's model (Azure deployments).
+pub(crate) async fn respond_openai(
+    sock: &mut TcpStream,
+    id: &str,
+    req: &Seen,
+    route: &str,
+    model: Option<&str>,
+    mut common: String,
+) -> std::io::Result<bool> {
+    let behaviour = behaviour(req, id);
     let body_text = String::from_utf8_lossy(&req.body[..req.body.len().min(1 << 20)]).to_string();
-    let model = json_str_field(&body_text, "model")
+    let model = model
+        .or_else(|| json_str_field(&body_text, "model"))
         .unwrap_or("mock-model")
         .to_string();
     let wants_stream =
         body_text.contains("\"stream\":true") || body_text.contains("\"stream\": true");
     let wants_usage = body_text.contains("\"include_usage\":true")
         || body_text.contains("\"include_usage\": true");
-    let sha = hex::encode(Sha256::digest(&req.body));
-    let mut common = format!(
-        "x-mock-id: {id}\r\nx-mock-path: {}\r\nx-mock-auth: {}\r\nx-mock-body-len: {}\r\nx-mock-body-sha256: {sha}\r\n",
-        req.path,
-        req.header("authorization").unwrap_or("-"),
-        req.body.len()
-    );
     let mut parts = behaviour.split(':');
     match parts.next().unwrap_or("") {
         "stall" => {
@@ -408,16 +482,15 @@ async fn respond(sock: &mut TcpStream, id: &str, req: &Seen) -> std::io::Result<
         }
         _ if wants_stream => stream(sock, id, &common, &model, 3, 0, wants_usage, false).await,
         _ => {
-            let body = if req.path.ends_with("/embeddings") {
+            let body = if route.ends_with("/embeddings") {
                 format!(
                     r#"{{"object":"list","data":[{{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}}],"model":"{model}","usage":{{"prompt_tokens":4,"total_tokens":4}}}}"#
                 )
-            } else if req.path.ends_with("/models") {
+            } else if route.ends_with("/models") {
                 format!(
                     r#"{{"object":"list","data":[{{"id":"mock-{id}-model","object":"model","owned_by":"mock"}}]}}"#
                 )
-            } else if req.path.ends_with("/completions") && !req.path.ends_with("/chat/completions")
-            {
+            } else if route.ends_with("/completions") && !route.ends_with("/chat/completions") {
                 format!(
                     r#"{{"id":"cmpl-{id}","object":"text_completion","created":1700000000,"model":"{model}","choices":[{{"text":"hello","index":0,"logprobs":null,"finish_reason":"stop"}}],"usage":{{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}}}"#
                 )
@@ -432,7 +505,7 @@ async fn respond(sock: &mut TcpStream, id: &str, req: &Seen) -> std::io::Result<
     }
 }
 
-async fn write_whole(
+pub(crate) async fn write_whole(
     sock: &mut TcpStream,
     code: u16,
     ctype: &str,
@@ -491,7 +564,7 @@ async fn stream(
     Ok(true)
 }
 
-async fn stream_head(sock: &mut TcpStream, extra: &str) -> std::io::Result<()> {
+pub(crate) async fn stream_head(sock: &mut TcpStream, extra: &str) -> std::io::Result<()> {
     let head = format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n{extra}\r\n");
     sock.write_all(head.as_bytes()).await
 }
@@ -503,19 +576,22 @@ fn content_event(id: &str, model: &str, i: usize, usage_null: bool) -> String {
     )
 }
 
-async fn write_chunk(sock: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
+pub(crate) async fn write_chunk(sock: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
     let mut out = format!("{:x}\r\n", data.len()).into_bytes();
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
     sock.write_all(&out).await
 }
 
-fn reason(code: u16) -> &'static str {
+pub(crate) fn reason(code: u16) -> &'static str {
     match code {
         200 => "OK",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
         502 => "Bad Gateway",
