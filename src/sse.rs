@@ -230,7 +230,8 @@ impl SseRelay {
                 continue;
             };
             let data = data.strip_prefix(b" ").unwrap_or(data);
-            match anthropic_event_type(data) {
+            let kind = anthropic_event_type(data);
+            match kind.as_deref() {
                 Some(b"content_block_start") | Some(b"content_block_delta") => {
                     self.content_events += 1
                 }
@@ -250,19 +251,33 @@ impl SseRelay {
     }
 }
 
-/// The `"type"` of an Anthropic event's data, read from its first bytes (every event
-/// Anthropic sends starts with it) without parsing the rest.
-fn anthropic_event_type(data: &[u8]) -> Option<&[u8]> {
-    let head = &data[..data.len().min(64)];
-    let at = memmem::find(head, b"\"type\"")?;
-    let rest = &data[at + 6..];
-    let rest = &rest[rest
-        .iter()
-        .take_while(|c| c.is_ascii_whitespace() || **c == b':')
-        .count()..];
-    let rest = rest.strip_prefix(b"\"")?;
-    let end = memchr::memchr(b'"', rest)?;
-    Some(&rest[..end])
+/// The `"type"` of an Anthropic event's data, read from its first bytes (Anthropic writes
+/// it first) without parsing the rest; a server that orders keys otherwise costs a parse.
+fn anthropic_event_type(data: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    const EVENTS: &[&[u8]] = &[
+        b"content_block_delta",
+        b"content_block_start",
+        b"content_block_stop",
+        b"message_start",
+        b"message_delta",
+        b"message_stop",
+        b"ping",
+        b"error",
+    ];
+    if let Some(rest) = data.strip_prefix(b"{\"type\":\"") {
+        if let Some(end) = memchr::memchr(b'"', rest) {
+            if EVENTS.contains(&&rest[..end]) {
+                return Some(std::borrow::Cow::Borrowed(&rest[..end]));
+            }
+        }
+    }
+    #[derive(Deserialize)]
+    struct Kind {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let k: Kind = serde_json::from_slice(data).ok()?;
+    Some(std::borrow::Cow::Owned(k.kind.into_bytes()))
 }
 
 /// Searchers built once: `memmem::find` builds its searcher on every call, which cost more
@@ -517,5 +532,32 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+}
+
+#[cfg(test)]
+mod anthropic_tests {
+    use super::*;
+
+    #[test]
+    fn anthropic_usage_is_cumulative_whatever_the_key_order() {
+        let stream = concat!(
+            "event: message_start\ndata: {\"message\":{\"content\":[],\"id\":\"msg_1\",\"model\":\"m\",\"role\":\"assistant\",\"type\":\"message\",\"usage\":{\"cache_creation_input_tokens\":2,\"cache_read_input_tokens\":3,\"input_tokens\":21,\"output_tokens\":1}},\"type\":\"message_start\"}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":4}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        let mut relay = SseRelay::anthropic(DEFAULT_MAX_EVENT);
+        assert_eq!(
+            relay.feed(&Bytes::from_static(stream.as_bytes())).unwrap(),
+            None
+        );
+        let u = relay.usage.unwrap();
+        assert_eq!(
+            (u.input, u.cached_input, u.cache_creation_input, u.output),
+            (26, 3, 2, 4)
+        );
+        assert_eq!(relay.content_events, 1);
+        assert!(relay.saw_done);
     }
 }
