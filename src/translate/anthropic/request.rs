@@ -534,3 +534,149 @@ fn out_block(p: &Part) -> Option<OutBlock<'_>> {
         Part::RedactedThinking { data } => OutBlock::RedactedThinking { data },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const T: Target = Target { provider: "anthropic", model: "claude-up", default_max_tokens: 4096 };
+
+    fn enc(req: &Request) -> Value {
+        serde_json::from_slice(&encode_request(req, &T).unwrap()).unwrap()
+    }
+
+    fn user(text: &str) -> Message {
+        Message { role: Role::User, content: vec![Part::Text { text: text.into(), cache: None }] }
+    }
+
+    #[test]
+    fn malformed_and_missing_fields_are_400() {
+        let e = decode_request(b"{not json").unwrap_err();
+        assert_eq!(e.status, 400);
+        let e = decode_request(br#"{"model":"m","max_tokens":1}"#).unwrap_err();
+        assert_eq!((e.status, e.param), (400, Some("messages")));
+        let e = decode_request(br#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#).unwrap_err();
+        assert_eq!(e.status, 400);
+    }
+
+    #[test]
+    fn blocks_decode() {
+        let body = json!({"model":"m","messages":[{"role":"user","content":[
+            {"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAA"}},
+            {"type":"image","source":{"type":"url","url":"https://x/a.png"}},
+            {"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBE"}},
+            {"type":"document","source":{"type":"text","media_type":"text/plain","data":"plain doc"}},
+            {"type":"document","source":{"type":"url","url":"https://x/a.pdf"},"title":"T"},
+            {"type":"redacted_thinking","data":"opaque"}
+        ]}],"top_k":5,"stop_sequences":["END"],"output_config":{"format":{"type":"json_schema","schema":{"type":"object"}}},
+        "service_tier":"auto","container":"c1","tool_choice":{"type":"tool","name":"f"}});
+        let r = decode_request(&serde_json::to_vec(&body).unwrap()).unwrap();
+        let c = &r.messages[0].content;
+        assert!(matches!(&c[0], Part::Image { source: MediaSource::Base64 { media_type, .. }, .. } if media_type == "image/png"));
+        assert!(matches!(&c[1], Part::Image { source: MediaSource::Url(u), .. } if u == "https://x/a.png"));
+        assert!(matches!(&c[2], Part::Document { .. }));
+        assert!(matches!(&c[3], Part::Text { text, .. } if text == "plain doc"));
+        assert!(matches!(&c[5], Part::RedactedThinking { data } if data == "opaque"));
+        assert_eq!(r.untranslatable, vec!["messages[0].content[4].title"]);
+        assert_eq!(r.top_k, Some(5));
+        assert_eq!(r.stop, vec!["END"]);
+        assert_eq!(r.tool_choice, Some(ToolChoice::Tool("f".into())));
+        assert!(matches!(r.response_format, Some(ResponseFormat::JsonSchema { .. })));
+    }
+
+    #[test]
+    fn unknown_fields_are_untranslatable() {
+        let body = json!({"model":"m","messages":[{"role":"user","content":"hi"}],
+            "container":{"skills":[{"type":"anthropic","skill_id":"pptx"}]},"frobnicate":1,
+            "tools":[{"name":"f","input_schema":{},"input_examples":[{}]},{"type":"bash_20250124","name":"bash"}]});
+        let r = decode_request(&serde_json::to_vec(&body).unwrap()).unwrap();
+        assert_eq!(r.untranslatable, vec!["tools[0].input_examples", "tools[1].type=bash_20250124", "container.skills", "frobnicate"]);
+    }
+
+    #[test]
+    fn temperature_outside_range_names_field_and_provider() {
+        let req = Request { temperature: Some(1.5), messages: vec![user("x")], ..Default::default() };
+        let e = encode_request(&req, &T).unwrap_err();
+        assert_eq!((e.status, e.param), (400, Some("temperature")));
+        assert!(e.message.contains("`anthropic`"));
+    }
+
+    #[test]
+    fn messages_merge_and_tool_results_come_first() {
+        let req = Request {
+            messages: vec![
+                user("a"),
+                Message { role: Role::User, content: vec![Part::ToolResult {
+                    tool_use_id: "t1".into(), content: vec![], is_error: false, cache: None }] },
+                Message { role: Role::Assistant, content: vec![
+                    Part::Thinking { text: "unsigned".into(), signature: None },
+                ] },
+                Message { role: Role::Assistant, content: vec![
+                    Part::ToolUse { id: "t2".into(), name: "f".into(), input: json!([1, 2]), cache: None },
+                ] },
+            ],
+            stop: vec!["X".into()],
+            user: Some("u".into()),
+            ..Default::default()
+        };
+        let v = enc(&req);
+        assert_eq!(v["max_tokens"], 4096);
+        assert_eq!(v["model"], "claude-up");
+        let m = v["messages"].as_array().unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0]["content"][0]["type"], "tool_result");
+        assert_eq!(m[0]["content"][1]["text"], "a");
+        // The unsigned thinking is left out; the array input is wrapped.
+        assert_eq!(m[1]["content"].as_array().unwrap().len(), 1);
+        assert_eq!(m[1]["content"][0]["input"], json!({"value": [1, 2]}));
+        assert_eq!(v["stop_sequences"], json!(["X"]));
+        assert_eq!(v["metadata"]["user_id"], "u");
+        assert!(v.get("stream").is_none());
+    }
+
+    #[test]
+    fn effort_becomes_a_thinking_budget() {
+        let req = Request {
+            messages: vec![user("x")],
+            max_tokens: Some(1000),
+            reasoning_effort: Some("medium".into()),
+            ..Default::default()
+        };
+        let v = enc(&req);
+        assert_eq!(v["thinking"], json!({"type": "enabled", "budget_tokens": 4096}));
+        assert_eq!(v["max_tokens"], 5096);
+        let req = Request { reasoning_effort: Some("bogus".into()), messages: vec![user("x")], ..Default::default() };
+        assert_eq!(encode_request(&req, &T).unwrap_err().param, Some("reasoning_effort"));
+        let req = Request {
+            reasoning_effort: Some("high".into()),
+            thinking: Some(json!({"type": "adaptive"})),
+            messages: vec![user("x")],
+            ..Default::default()
+        };
+        let v = enc(&req);
+        assert_eq!(v["thinking"], json!({"type": "adaptive"}));
+        assert_eq!(v["output_config"]["effort"], "high");
+    }
+
+    #[test]
+    fn tool_choice_and_formats() {
+        let tool = Tool { name: "f".into(), description: None, schema: json!({"type":"object"}), strict: Some(true), cache: None };
+        let mut req = Request {
+            messages: vec![user("x")],
+            tools: vec![tool],
+            tool_choice: Some(ToolChoice::None),
+            parallel_tool_calls: Some(false),
+            response_format: Some(ResponseFormat::JsonObject),
+            ..Default::default()
+        };
+        let v = enc(&req);
+        assert_eq!(v["tool_choice"], json!({"type": "none"}));
+        assert_eq!(v["tools"][0]["strict"], true);
+        assert_eq!(v["output_config"]["format"], json!({"type": "json_schema", "schema": {"type": "object"}}));
+        req.tool_choice = None;
+        assert_eq!(enc(&req)["tool_choice"], json!({"type": "auto", "disable_parallel_tool_use": true}));
+        req.tool_choice = Some(ToolChoice::Tool("f".into()));
+        assert_eq!(enc(&req)["tool_choice"], json!({"type": "tool", "name": "f", "disable_parallel_tool_use": true}));
+    }
+}

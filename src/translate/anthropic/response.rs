@@ -137,3 +137,44 @@ pub fn encode_response(resp: &Response, opts: &ClientOpts) -> Vec<u8> {
     };
     serde_json::to_vec(&msg).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fallbacks_and_usage() {
+        let resp = Response {
+            content: vec![
+                Part::Thinking { text: "t".into(), signature: Some("s".into()) },
+                Part::ToolUse { id: "c1".into(), name: "f".into(), input: json!("oops"), cache: None },
+            ],
+            stop: StopReason::Other("weird".into()),
+            usage: UsageUpdate { input: Some(100), cached_input: Some(60), cache_creation_input: Some(10), output: Some(5), reasoning: None },
+            ..Default::default()
+        };
+        let v: Value = serde_json::from_slice(&encode_response(
+            &resp,
+            &ClientOpts { model: "cm".into(), fallback_id: "req1".into(), ..Default::default() },
+        ))
+        .unwrap();
+        assert_eq!(v["id"], "msg_req1");
+        assert_eq!(v["model"], "cm");
+        assert_eq!(v["stop_reason"], "end_turn");
+        assert_eq!(v["content"][0], json!({"type": "thinking", "thinking": "t", "signature": "s"}));
+        assert_eq!(v["content"][1]["input"], json!({}));
+        assert_eq!(v["usage"], json!({"input_tokens": 30, "output_tokens": 5, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 10}));
+    }
+
+    #[test]
+    fn decode_keeps_reasoning_tokens_and_stop() {
+        let body = br#"{"id":"m1","model":"c","content":[{"type":"redacted_thinking","data":"x"},{"type":"web_search_tool_result","tool_use_id":"s"}],
+            "stop_reason":"pause_turn","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":9,"output_tokens_details":{"thinking_tokens":4}}}"#;
+        let r = decode_response(body).unwrap();
+        assert_eq!(r.content, vec![Part::RedactedThinking { data: "x".into() }]);
+        assert_eq!(r.stop, StopReason::PauseTurn);
+        assert_eq!(r.usage.reasoning, Some(4));
+        assert_eq!(decode_response(b"<html>").unwrap_err().status, 502);
+    }
+}

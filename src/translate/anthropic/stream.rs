@@ -722,3 +722,190 @@ impl StreamEncoder for Encoder {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn decode(sse: &str, max: usize) -> Result<Vec<Event>, GatewayError> {
+        let mut d = Decoder::new(max);
+        let mut out = Vec::new();
+        d.feed(sse.as_bytes(), &mut out)?;
+        d.finish(&mut out)?;
+        Ok(out)
+    }
+
+    fn ev(kind: &str, data: &str) -> String {
+        format!("event: {kind}\ndata: {data}\n\n")
+    }
+
+    fn encode(events: &[Event]) -> Vec<Value> {
+        let mut e = Encoder::new(ClientOpts { model: "cm".into(), fallback_id: "f1".into(), ..Default::default() });
+        let mut out = Vec::new();
+        for x in events {
+            e.encode(x, &mut out);
+        }
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn skipped_blocks_are_renumbered_and_indices_never_reused() {
+        let sse = [
+            ev("message_start", r#"{"type":"message_start","message":{"id":"m","model":"c"}}"#),
+            ev("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"web_search_tool_result","content":[]}}"#),
+            ev("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hidden"}}"#),
+            ev("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
+            ev("content_block_start", r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t","name":"f","input":{"a":1}}}"#),
+            ev("content_block_stop", r#"{"type":"content_block_stop","index":1}"#),
+            ev("content_block_start", r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":"hi"}}"#),
+            ev("content_block_delta", r#"{"type":"content_block_delta","index":1,"delta":{"type":"citations_delta","citation":{}}}"#),
+            ev("content_block_stop", r#"{"type":"content_block_stop","index":1}"#),
+            ev("message_stop", r#"{"type":"message_stop"}"#),
+        ]
+        .concat();
+        let out = decode(&sse, 1 << 16).unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Event::Start { id: "m".into(), model: "c".into() },
+                Event::BlockStart { index: 0, block: Block::ToolUse { id: "t".into(), name: "f".into() } },
+                Event::Delta { index: 0, delta: Delta::ToolArgs(r#"{"a":1}"#.into()) },
+                Event::BlockStop { index: 0 },
+                Event::BlockStart { index: 1, block: Block::Text },
+                Event::Delta { index: 1, delta: Delta::Text("hi".into()) },
+                Event::BlockStop { index: 1 },
+                Event::Done,
+            ]
+        );
+    }
+
+    #[test]
+    fn error_event_maps_type_to_status_and_ends_the_stream() {
+        let sse = [
+            ev("message_start", r#"{"type":"message_start","message":{"id":"m"}}"#),
+            ev("error", r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
+            ev("message_stop", r#"{"type":"message_stop"}"#),
+        ]
+        .concat();
+        let out = decode(&sse, 1 << 16).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1], Event::Error(GatewayError::new(529, "Overloaded")));
+    }
+
+    #[test]
+    fn oversized_event_fails_with_the_limit_named() {
+        let big = format!("data: {{\"type\":\"ping\",\"x\":\"{}\"}}\n", "a".repeat(200));
+        let e = decode(&big, 100).unwrap_err();
+        assert_eq!(e.status, 502);
+        assert!(e.message.contains("limits.max_stream_event"));
+        // Without a line end too, fed in pieces.
+        let mut d = Decoder::new(100);
+        let mut out = Vec::new();
+        d.feed(b"data: ", &mut out).unwrap();
+        assert!(d.feed(&[b'a'; 150], &mut out).is_err());
+        // Bad JSON is a 502, not a panic.
+        assert_eq!(decode("data: {nope\n\n", 100).unwrap_err().status, 502);
+    }
+
+    #[test]
+    fn finish_decodes_a_last_event_without_its_blank_line_only_when_whole() {
+        let out = decode("data: {\"type\":\"message_stop\"}", 1000).unwrap();
+        assert_eq!(out, vec![Event::Done]);
+        assert_eq!(decode("data: {\"type\":\"message_st", 1000).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn encoder_message_start_waits_for_usage_and_message_delta_for_done() {
+        let events = vec![
+            Event::Start { id: String::new(), model: String::new() },
+            Event::Usage(UsageUpdate { input: Some(50), cached_input: Some(20), ..Default::default() }),
+            Event::BlockStart { index: 0, block: Block::Thinking },
+            Event::Delta { index: 0, delta: Delta::Thinking("hm".into()) },
+            Event::Delta { index: 0, delta: Delta::Signature("sig".into()) },
+            Event::BlockStop { index: 0 },
+            Event::Stop { reason: StopReason::MaxTokens, sequence: None },
+            Event::Usage(UsageUpdate { output: Some(7), ..Default::default() }),
+            Event::Done,
+        ];
+        let v = encode(&events);
+        assert_eq!(v[0]["message"]["id"], "msg_f1");
+        assert_eq!(v[0]["message"]["model"], "cm");
+        assert_eq!(v[0]["message"]["content"], serde_json::json!([]));
+        assert_eq!(v[0]["message"]["usage"]["input_tokens"], 30);
+        assert_eq!(v[0]["message"]["usage"]["cache_read_input_tokens"], 20);
+        assert_eq!(v[1]["content_block"], serde_json::json!({"type":"thinking","thinking":"","signature":""}));
+        assert_eq!(v[3]["delta"], serde_json::json!({"type":"signature_delta","signature":"sig"}));
+        assert_eq!(v[5]["type"], "message_delta");
+        assert_eq!(v[5]["delta"]["stop_reason"], "max_tokens");
+        assert_eq!(v[5]["usage"]["output_tokens"], 7);
+        assert_eq!(v[6]["type"], "message_stop");
+        assert_eq!(v.len(), 7);
+    }
+
+    #[test]
+    fn encoder_serialises_interleaved_tool_calls() {
+        let tool = |i: usize, n: &str| Event::BlockStart { index: i, block: Block::ToolUse { id: format!("call_{n}"), name: n.into() } };
+        let args = |i: usize, a: &str| Event::Delta { index: i, delta: Delta::ToolArgs(a.into()) };
+        let events = vec![
+            Event::Start { id: "chatcmpl-1".into(), model: "gpt".into() },
+            Event::BlockStart { index: 0, block: Block::Text },
+            Event::Delta { index: 0, delta: Delta::Text("ok".into()) },
+            tool(1, "a"),
+            args(1, "{\"x\":"),
+            tool(2, "b"),
+            args(2, "{\"y\":"),
+            args(1, "1}"),
+            args(2, "2}"),
+            Event::BlockStop { index: 0 },
+            Event::BlockStop { index: 1 },
+            Event::Stop { reason: StopReason::ToolUse, sequence: None },
+            Event::Done,
+        ];
+        let v = encode(&events);
+        let kinds: Vec<(String, Option<u64>)> =
+            v.iter().map(|e| (e["type"].as_str().unwrap().to_string(), e["index"].as_u64())).collect();
+        let k = |s: &str, i: Option<u64>| (s.to_string(), i);
+        assert_eq!(
+            kinds,
+            vec![
+                k("message_start", None),
+                k("content_block_start", Some(0)),
+                k("content_block_delta", Some(0)),
+                k("content_block_stop", Some(0)),
+                k("content_block_start", Some(1)),
+                k("content_block_delta", Some(1)),
+                k("content_block_delta", Some(1)),
+                k("content_block_stop", Some(1)),
+                k("content_block_start", Some(2)),
+                k("content_block_delta", Some(2)),
+                k("content_block_delta", Some(2)),
+                k("content_block_stop", Some(2)),
+                k("message_delta", None),
+                k("message_stop", None),
+            ]
+        );
+        assert_eq!(v[4]["content_block"]["id"], "call_a");
+        assert_eq!(v[8]["content_block"]["id"], "call_b");
+        assert_eq!(v[10]["delta"]["partial_json"], "2}");
+    }
+
+    #[test]
+    fn terminal_error_is_last() {
+        let mut e = Encoder::new(ClientOpts::default());
+        let mut out = Vec::new();
+        e.encode(&Event::BlockStart { index: 0, block: Block::Text }, &mut out);
+        e.encode(&Event::Error(GatewayError::new(429, "slow down")), &mut out);
+        e.encode(&Event::Done, &mut out);
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.ends_with(
+            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow down\"}}\n\n"
+        ));
+        assert!(!s.contains("message_stop"));
+    }
+}
