@@ -20,17 +20,35 @@ fn stream() -> (Vec<u8>, u64) {
         ev("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":" considering the files"}}"#.into());
     }
     ev("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"}}"#.into());
-    ev("content_block_stop", r#"{"type":"content_block_stop","index":0}"#.into());
-    ev("content_block_start", r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#.into());
+    ev(
+        "content_block_stop",
+        r#"{"type":"content_block_stop","index":0}"#.into(),
+    );
+    ev(
+        "content_block_start",
+        r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#
+            .into(),
+    );
     for i in 0..120 {
-        ev("content_block_delta", format!(r#"{{"type":"content_block_delta","index":1,"delta":{{"type":"text_delta","text":"word {i} of the answer, "}}}}"#));
+        ev(
+            "content_block_delta",
+            format!(
+                r#"{{"type":"content_block_delta","index":1,"delta":{{"type":"text_delta","text":"word {i} of the answer, "}}}}"#
+            ),
+        );
     }
-    ev("content_block_stop", r#"{"type":"content_block_stop","index":1}"#.into());
+    ev(
+        "content_block_stop",
+        r#"{"type":"content_block_stop","index":1}"#.into(),
+    );
     ev("content_block_start", r#"{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_01","name":"Read","input":{}}}"#.into());
     for _ in 0..30 {
         ev("content_block_delta", r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{\"path\": \"src/"}}"#.into());
     }
-    ev("content_block_stop", r#"{"type":"content_block_stop","index":2}"#.into());
+    ev(
+        "content_block_stop",
+        r#"{"type":"content_block_stop","index":2}"#.into(),
+    );
     ev("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":640}}"#.into());
     ev("message_stop", r#"{"type":"message_stop"}"#.into());
     (s.into_bytes(), n)
@@ -38,7 +56,8 @@ fn stream() -> (Vec<u8>, u64) {
 
 /// A Claude-Code-like request of about 50 KB: 12 tools with long descriptions.
 fn big_request() -> Vec<u8> {
-    let desc = "Reads a file from the local filesystem. Usage notes and caveats follow. ".repeat(40);
+    let desc =
+        "Reads a file from the local filesystem. Usage notes and caveats follow. ".repeat(40);
     let tools: Vec<_> = (0..12)
         .map(|i| json!({"name": format!("Tool{i}"), "description": desc,
             "input_schema": {"type":"object","properties":{"path":{"type":"string","description":"absolute path"},"limit":{"type":"integer"}},"required":["path"]}}))
@@ -68,7 +87,11 @@ fn stream_bench(c: &mut Criterion) {
         let mut out = Vec::with_capacity(64 << 10);
         b.iter(|| {
             let mut d = Decoder::new(1 << 20);
-            let mut e = Encoder::new(ClientOpts { model: "m".into(), fallback_id: "x".into(), ..Default::default() });
+            let mut e = Encoder::new(ClientOpts {
+                model: "m".into(),
+                fallback_id: "x".into(),
+                ..Default::default()
+            });
             out.clear();
             // Fed event-sized pieces, as an upstream sends them.
             for chunk in sse.split_inclusive(|&b| b == b'\n') {
@@ -88,10 +111,18 @@ fn request_bench(c: &mut Criterion) {
     let body = big_request();
     let mut g = c.benchmark_group("anthropic_request");
     g.throughput(Throughput::Bytes(body.len() as u64));
-    g.bench_function("decode_request 50KB", |b| b.iter(|| decode_request(&body).unwrap()));
+    g.bench_function("decode_request 50KB", |b| {
+        b.iter(|| decode_request(&body).unwrap())
+    });
     let req = decode_request(&body).unwrap();
-    let target = Target { provider: "anthropic", model: "claude-up", default_max_tokens: 4096 };
-    g.bench_function("encode_request 50KB", |b| b.iter(|| encode_request(&req, &target).unwrap()));
+    let target = Target {
+        provider: "anthropic",
+        model: "claude-up",
+        default_max_tokens: 4096,
+    };
+    g.bench_function("encode_request 50KB", |b| {
+        b.iter(|| encode_request(&req, &target).unwrap())
+    });
     g.finish();
 }
 

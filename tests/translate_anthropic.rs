@@ -70,7 +70,11 @@ fn summarize(sse: &[u8], strict: bool) -> Summary {
     let mut open: Option<u64> = None;
     let events = data_lines(sse);
     if strict {
-        assert_eq!(events.first().unwrap()["type"], "message_start", "message_start first");
+        assert_eq!(
+            events.first().unwrap()["type"],
+            "message_start",
+            "message_start first"
+        );
         let n = events.len();
         assert_eq!(events[n - 1]["type"], "message_stop");
         assert_eq!(events[n - 2]["type"], "message_delta");
@@ -79,7 +83,10 @@ fn summarize(sse: &[u8], strict: bool) -> Summary {
             .lines()
             .filter_map(|l| l.strip_prefix("event: ").map(str::to_string))
             .collect();
-        let kinds: Vec<String> = events.iter().map(|e| e["type"].as_str().unwrap().to_string()).collect();
+        let kinds: Vec<String> = events
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect();
         assert_eq!(names, kinds);
     }
     for e in events {
@@ -100,18 +107,30 @@ fn summarize(sse: &[u8], strict: bool) -> Summary {
             "content_block_start" => {
                 let b = &e["content_block"];
                 let kind = b["type"].as_str().unwrap().to_string();
-                let kind = if kind == "server_tool_use" { "tool_use".to_string() } else { kind };
+                let kind = if kind == "server_tool_use" {
+                    "tool_use".to_string()
+                } else {
+                    kind
+                };
                 if strict {
                     assert!(open.is_none(), "a block starts while another is open");
                     assert_eq!(idx.unwrap() as usize, s.blocks.len(), "consecutive indices");
                     open = idx;
                 }
-                if !matches!(kind.as_str(), "text" | "thinking" | "redacted_thinking" | "tool_use") {
+                if !matches!(
+                    kind.as_str(),
+                    "text" | "thinking" | "redacted_thinking" | "tool_use"
+                ) {
                     continue;
                 }
-                let mut acc = Acc { kind, ..Default::default() };
-                acc.text.push_str(b["text"].as_str().or(b["thinking"].as_str()).unwrap_or(""));
-                acc.signature.push_str(b["signature"].as_str().unwrap_or(""));
+                let mut acc = Acc {
+                    kind,
+                    ..Default::default()
+                };
+                acc.text
+                    .push_str(b["text"].as_str().or(b["thinking"].as_str()).unwrap_or(""));
+                acc.signature
+                    .push_str(b["signature"].as_str().unwrap_or(""));
                 acc.data = b["data"].as_str().unwrap_or("").into();
                 acc.id = b["id"].as_str().unwrap_or("").into();
                 acc.name = b["name"].as_str().unwrap_or("").into();
@@ -127,7 +146,9 @@ fn summarize(sse: &[u8], strict: bool) -> Summary {
                 if strict {
                     assert_eq!(idx, open, "delta for the open block");
                 }
-                let Some(&i) = map.get(&idx.unwrap()) else { continue };
+                let Some(&i) = map.get(&idx.unwrap()) else {
+                    continue;
+                };
                 let d = &e["delta"];
                 let b = &mut s.blocks[i];
                 match d["type"].as_str().unwrap() {
@@ -138,11 +159,9 @@ fn summarize(sse: &[u8], strict: bool) -> Summary {
                     _ => {}
                 }
             }
-            "content_block_stop" => {
-                if strict {
-                    assert_eq!(idx, open, "stop for the open block");
-                    open = None;
-                }
+            "content_block_stop" if strict => {
+                assert_eq!(idx, open, "stop for the open block");
+                open = None;
             }
             "message_delta" => {
                 if let Some(r) = e["delta"]["stop_reason"].as_str() {
@@ -194,7 +213,11 @@ fn summarize_events(events: &[Event]) -> Summary {
                 s.model = model.clone();
             }
             Event::BlockStart { index, block } => {
-                assert_eq!(*index, by_index.len(), "decoder indices count from 0 in order");
+                assert_eq!(
+                    *index,
+                    by_index.len(),
+                    "decoder indices count from 0 in order"
+                );
                 let mut a = Acc::default();
                 match block {
                     Block::Text => a.kind = "text".into(),
@@ -275,7 +298,10 @@ fn every_recorded_stream_decodes_like_the_reference_and_reencodes_well_formed() 
         let want = summarize(&sse, false);
         let got = summarize_events(&events);
         assert_eq!(got, want, "{name}: decoder vs reference");
-        assert!(matches!(events.first(), Some(Event::Start { .. })), "{name}");
+        assert!(
+            matches!(events.first(), Some(Event::Start { .. })),
+            "{name}"
+        );
         assert_eq!(events.last(), Some(&Event::Done), "{name}");
 
         let client = reencode(&events);
@@ -284,10 +310,18 @@ fn every_recorded_stream_decodes_like_the_reference_and_reencodes_well_formed() 
         // then replaced by message_delta's, which always carries the final counts).
         assert_eq!(round.blocks, want.blocks, "{name}: re-encoded content");
         assert_eq!(round.id, want.id, "{name}");
-        assert_eq!(round.stop.as_deref(), Some(want.stop.as_deref().unwrap_or("end_turn")), "{name}");
+        assert_eq!(
+            round.stop.as_deref(),
+            Some(want.stop.as_deref().unwrap_or("end_turn")),
+            "{name}"
+        );
         assert_eq!(round.output, want.output, "{name}");
         assert_eq!(round.input, want.input, "{name}");
-        assert_eq!(round.cache_read, Some(want.cache_read.unwrap_or(0)), "{name}");
+        assert_eq!(
+            round.cache_read,
+            Some(want.cache_read.unwrap_or(0)),
+            "{name}"
+        );
         assert!(round.stopped, "{name}");
         // message_start carries the input usage the upstream's message_start gave.
         let first = &data_lines(&client)[0];
@@ -341,16 +375,26 @@ fn prompt_cache_usage_is_inclusive() {
             u.merge(x);
         }
     }
-    let total = want.input.unwrap() + want.cache_read.unwrap_or(0) + want.cache_creation.unwrap_or(0);
+    let total =
+        want.input.unwrap() + want.cache_read.unwrap_or(0) + want.cache_creation.unwrap_or(0);
     assert_eq!(u.input, Some(total));
     assert_eq!(u.cached_input, want.cache_read);
-    assert!(want.cache_read.unwrap_or(0) + want.cache_creation.unwrap_or(0) > 0, "fixture has cache counts");
+    assert!(
+        want.cache_read.unwrap_or(0) + want.cache_creation.unwrap_or(0) > 0,
+        "fixture has cache counts"
+    );
 }
 
 #[test]
 fn duplicate_message_start_is_ignored() {
     let events = decode_all(&read("sse/duplicate-message-start.sse")).unwrap();
-    assert_eq!(events.iter().filter(|e| matches!(e, Event::Start { .. })).count(), 1);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Start { .. }))
+            .count(),
+        1
+    );
     let s = summarize_events(&events);
     assert_eq!(s.blocks.len(), 1);
     assert_eq!(s.blocks[0].text, "Hello, World!");
@@ -365,7 +409,9 @@ fn spliced_message_start_fails_the_stream() {
     assert_eq!(err.status, 502);
     assert!(err.message.contains("msg_second"), "{}", err.message);
     // What came before the splice was decoded; no Done.
-    assert!(out.iter().any(|e| matches!(e, Event::Start { id, .. } if id == "msg_first")));
+    assert!(out
+        .iter()
+        .any(|e| matches!(e, Event::Start { id, .. } if id == "msg_first")));
     assert!(!out.contains(&Event::Done));
 }
 
@@ -379,7 +425,11 @@ fn recorded_messages_round_trip_through_the_neutral_form() {
         let resp = decode_response(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
         let client: Value = serde_json::from_slice(&encode_response(
             &resp,
-            &ClientOpts { model: "m".into(), fallback_id: "x".into(), ..Default::default() },
+            &ClientOpts {
+                model: "m".into(),
+                fallback_id: "x".into(),
+                ..Default::default()
+            },
         ))
         .unwrap();
         assert_eq!(client["id"], up["id"], "{name}");
@@ -391,19 +441,39 @@ fn recorded_messages_round_trip_through_the_neutral_form() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|b| matches!(b["type"].as_str(), Some("text" | "thinking" | "redacted_thinking" | "tool_use")))
+            .filter(|b| {
+                matches!(
+                    b["type"].as_str(),
+                    Some("text" | "thinking" | "redacted_thinking" | "tool_use")
+                )
+            })
             .collect();
         let got = client["content"].as_array().unwrap();
         assert_eq!(got.len(), kept.len(), "{name}");
         for (g, k) in got.iter().zip(kept) {
             assert_eq!(g["type"], k["type"], "{name}");
-            for f in ["text", "thinking", "signature", "data", "id", "name", "input"] {
+            for f in [
+                "text",
+                "thinking",
+                "signature",
+                "data",
+                "id",
+                "name",
+                "input",
+            ] {
                 if !k[f].is_null() {
                     assert_eq!(g[f], k[f], "{name}: {f}");
                 }
             }
         }
-        let known = ["end_turn", "stop_sequence", "max_tokens", "tool_use", "refusal", "pause_turn"];
+        let known = [
+            "end_turn",
+            "stop_sequence",
+            "max_tokens",
+            "tool_use",
+            "refusal",
+            "pause_turn",
+        ];
         let stop = up["stop_reason"].as_str().unwrap();
         if known.contains(&stop) {
             assert_eq!(client["stop_reason"], stop, "{name}");
@@ -415,7 +485,11 @@ fn recorded_messages_round_trip_through_the_neutral_form() {
             assert_eq!(client["usage"][f], up["usage"][f], "{name}: {f}");
         }
         for f in ["cache_read_input_tokens", "cache_creation_input_tokens"] {
-            assert_eq!(client["usage"][f], json!(up["usage"][f].as_u64().unwrap_or(0)), "{name}: {f}");
+            assert_eq!(
+                client["usage"][f],
+                json!(up["usage"][f].as_u64().unwrap_or(0)),
+                "{name}: {f}"
+            );
         }
         // usage_in_body agrees with the full decode.
         assert_eq!(usage_in_body(&body), Some(resp.usage), "{name}");
@@ -486,7 +560,11 @@ fn decode_split(sse: &[u8], cuts: &[usize]) -> Vec<Event> {
 
 #[test]
 fn every_byte_boundary_gives_the_same_events() {
-    for name in ["anthropic-clear-thinking.1.sse", "anthropic-tool-no-args.sse", "anthropic-text.sse"] {
+    for name in [
+        "anthropic-clear-thinking.1.sse",
+        "anthropic-tool-no-args.sse",
+        "anthropic-text.sse",
+    ] {
         let sse = read(&format!("sse/{name}"));
         let whole = decode_all(&sse).unwrap();
         for cut in 0..=sse.len() {
@@ -501,8 +579,13 @@ fn every_byte_boundary_gives_the_same_events() {
 #[test]
 fn crlf_framing_gives_the_same_events() {
     let sse = read("sse/anthropic-clear-thinking.1.sse");
-    let crlf = String::from_utf8(sse.clone()).unwrap().replace('\n', "\r\n");
-    assert_eq!(decode_all(crlf.as_bytes()).unwrap(), decode_all(&sse).unwrap());
+    let crlf = String::from_utf8(sse.clone())
+        .unwrap()
+        .replace('\n', "\r\n");
+    assert_eq!(
+        decode_all(crlf.as_bytes()).unwrap(),
+        decode_all(&sse).unwrap()
+    );
 }
 
 proptest! {
@@ -587,19 +670,31 @@ fn claude_code_request_decodes_with_nothing_untranslatable() {
     assert!(req.tools[11].cache.is_some());
     assert_eq!(req.tool_choice, Some(ToolChoice::Auto));
     assert_eq!(req.parallel_tool_calls, Some(false));
-    assert_eq!(req.thinking, Some(json!({"type": "adaptive", "display": "summarized"})));
+    assert_eq!(
+        req.thinking,
+        Some(json!({"type": "adaptive", "display": "summarized"}))
+    );
     assert_eq!(req.reasoning_effort.as_deref(), Some("high"));
     assert_eq!(req.user.as_deref(), Some("user_abc_account_x_session_y"));
     assert_eq!(req.messages.len(), 5);
     assert_eq!(req.messages[3].role, Role::System);
     assert_eq!(
         req.messages[1].content[0],
-        Part::Thinking { text: "I should list them.".into(), signature: Some("sig-1".into()) }
+        Part::Thinking {
+            text: "I should list them.".into(),
+            signature: Some("sig-1".into())
+        }
     );
-    assert!(matches!(&req.messages[2].content[1], Part::ToolResult { is_error: true, content, .. } if content.len() == 1));
+    assert!(
+        matches!(&req.messages[2].content[1], Part::ToolResult { is_error: true, content, .. } if content.len() == 1)
+    );
 
     // And on to an Anthropic upstream: the mid-conversation system message joins `system`.
-    let target = Target { provider: "anthropic", model: "claude-up", default_max_tokens: 4096 };
+    let target = Target {
+        provider: "anthropic",
+        model: "claude-up",
+        default_max_tokens: 4096,
+    };
     let out: Value = serde_json::from_slice(&encode_request(&req, &target).unwrap()).unwrap();
     assert_eq!(out["model"], "claude-up");
     assert_eq!(out["system"].as_array().unwrap().len(), 3);
@@ -609,7 +704,10 @@ fn claude_code_request_decodes_with_nothing_untranslatable() {
     assert_eq!(msgs.len(), 3);
     assert_eq!(msgs[2]["content"][0]["type"], "tool_result");
     assert_eq!(msgs[2]["content"][2]["text"], "Now summarize");
-    assert_eq!(out["tool_choice"], json!({"type": "auto", "disable_parallel_tool_use": true}));
+    assert_eq!(
+        out["tool_choice"],
+        json!({"type": "auto", "disable_parallel_tool_use": true})
+    );
     assert_eq!(out["thinking"]["type"], "adaptive");
     assert_eq!(out["output_config"]["effort"], "high");
     assert_eq!(out["metadata"]["user_id"], "user_abc_account_x_session_y");
@@ -620,7 +718,10 @@ fn claude_code_request_decodes_with_nothing_untranslatable() {
 #[test]
 fn server_tools_are_untranslatable() {
     let mut v = claude_code_request();
-    v["tools"].as_array_mut().unwrap().push(json!({"type": "web_search_20250305", "name": "web_search", "max_uses": 5}));
+    v["tools"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "web_search_20250305", "name": "web_search", "max_uses": 5}));
     v["mcp_servers"] = json!([{"type": "url", "url": "https://x", "name": "x"}]);
     v["messages"].as_array_mut().unwrap().push(json!({"role": "assistant", "content": [
         {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}}
@@ -628,12 +729,24 @@ fn server_tools_are_untranslatable() {
     let req = decode_request(&serde_json::to_vec(&v).unwrap()).unwrap();
     assert_eq!(
         req.untranslatable,
-        vec!["messages[5].content[0].type=server_tool_use", "tools[12].type=web_search_20250305", "mcp_servers"]
+        vec![
+            "messages[5].content[0].type=server_tool_use",
+            "tools[12].type=web_search_20250305",
+            "mcp_servers"
+        ]
     );
     // The registry refuses it, naming field and provider.
-    let target = Target { provider: "bedrock", model: "m", default_max_tokens: 1 };
-    let err = switchyard::translate::encode_request(switchyard::translate::Wire::AnthropicMessages, &req, &target)
-        .unwrap_err();
+    let target = Target {
+        provider: "bedrock",
+        model: "m",
+        default_max_tokens: 1,
+    };
+    let err = switchyard::translate::encode_request(
+        switchyard::translate::Wire::AnthropicMessages,
+        &req,
+        &target,
+    )
+    .unwrap_err();
     assert_eq!(err.status, 400);
     assert!(err.message.contains("server_tool_use") && err.message.contains("bedrock"));
 }

@@ -18,9 +18,15 @@ pub fn decode_error(status: u16, body: &[u8]) -> GatewayError {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     if text.is_empty() {
-        GatewayError::new(status, format!("upstream answered {status} with an empty body"))
+        GatewayError::new(
+            status,
+            format!("upstream answered {status} with an empty body"),
+        )
     } else {
-        GatewayError::new(status, text.chars().take(MAX_TEXT_MESSAGE).collect::<String>())
+        GatewayError::new(
+            status,
+            text.chars().take(MAX_TEXT_MESSAGE).collect::<String>(),
+        )
     }
 }
 
@@ -57,11 +63,20 @@ mod tests {
 
     #[test]
     fn text_and_empty_bodies() {
-        assert_eq!(decode_error(502, b"  <html>bad</html>\n").message, "<html>bad</html>");
-        assert_eq!(decode_error(503, b"").message, "upstream answered 503 with an empty body");
+        assert_eq!(
+            decode_error(502, b"  <html>bad</html>\n").message,
+            "<html>bad</html>"
+        );
+        assert_eq!(
+            decode_error(503, b"").message,
+            "upstream answered 503 with an empty body"
+        );
         let long = vec![b'x'; 5000];
         assert_eq!(decode_error(500, &long).message.len(), 2000);
-        assert_eq!(decode_error(529, br#"{"type":"error"}"#).message, r#"{"type":"error"}"#);
+        assert_eq!(
+            decode_error(529, br#"{"type":"error"}"#).message,
+            r#"{"type":"error"}"#
+        );
     }
 
     #[test]

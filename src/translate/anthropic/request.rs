@@ -24,6 +24,7 @@
 //!   rejects empty content); in a user message `tool_result` blocks come first.
 //! - A Thinking part without a signature is left out: it is the model's earlier reasoning
 //!   from a non-Anthropic upstream, not client content, and Anthropic refuses it unsigned.
+//! - Empty text parts are left out (the API refuses empty text blocks).
 //! - A tool call's input that is not an object is sent as `{"value": input}`.
 //! - `json_object` becomes `output_config.format` with schema `{"type":"object"}`.
 //! - `reasoning_effort` without `thinking` becomes `thinking: {type: enabled,
@@ -67,7 +68,10 @@ pub fn decode_request(body: &[u8]) -> Result<Request, GatewayError> {
 
     if let Some(system) = wire.system {
         req.system = match system {
-            InContent::Text(t) => vec![Part::Text { text: t, cache: None }],
+            InContent::Text(t) => vec![Part::Text {
+                text: t,
+                cache: None,
+            }],
             InContent::Blocks(blocks) => {
                 let mut parts = Vec::with_capacity(blocks.len());
                 for (i, b) in blocks.into_iter().enumerate() {
@@ -98,7 +102,10 @@ pub fn decode_request(body: &[u8]) -> Result<Request, GatewayError> {
         };
         unknown_keys(&m.other, &format!("messages[{i}]"), &mut untranslatable);
         let content = match m.content {
-            InContent::Text(t) => vec![Part::Text { text: t, cache: None }],
+            InContent::Text(t) => vec![Part::Text {
+                text: t,
+                cache: None,
+            }],
             InContent::Blocks(blocks) => {
                 let mut parts = Vec::with_capacity(blocks.len());
                 for (j, b) in blocks.into_iter().enumerate() {
@@ -128,8 +135,10 @@ pub fn decode_request(body: &[u8]) -> Result<Request, GatewayError> {
             "tool" => match tc.name {
                 Some(n) => Some(ToolChoice::Tool(n)),
                 None => {
-                    return Err(GatewayError::bad_request("`tool_choice.name` is required for type `tool`")
-                        .param("tool_choice"))
+                    return Err(GatewayError::bad_request(
+                        "`tool_choice.name` is required for type `tool`",
+                    )
+                    .param("tool_choice"))
                 }
             },
             other => {
@@ -218,7 +227,10 @@ fn block(b: InBlock, path: &str, out: &mut Vec<String>) -> Option<Part> {
             }
         }
         "document" => {
-            if b.citations.as_ref().is_some_and(|c| c.get("enabled") == Some(&Value::Bool(true))) {
+            if b.citations
+                .as_ref()
+                .is_some_and(|c| c.get("enabled") == Some(&Value::Bool(true)))
+            {
                 out.push(format!("{path}.citations"));
             }
             // `title` and `context` are content the model reads: unknown_keys listed them.
@@ -246,7 +258,10 @@ fn block(b: InBlock, path: &str, out: &mut Vec<String>) -> Option<Part> {
             };
             let content = match b.content {
                 None => Vec::new(),
-                Some(InContent::Text(t)) => vec![Part::Text { text: t, cache: None }],
+                Some(InContent::Text(t)) => vec![Part::Text {
+                    text: t,
+                    cache: None,
+                }],
                 Some(InContent::Blocks(blocks)) => {
                     let mut parts = Vec::with_capacity(blocks.len());
                     for (k, inner) in blocks.into_iter().enumerate() {
@@ -371,7 +386,10 @@ pub fn encode_request(req: &Request, target: &Target) -> Result<Vec<u8>, Gateway
         }
         match messages.last_mut() {
             Some(last) if last.role == role => last.content.extend(blocks),
-            _ => messages.push(OutMessage { role, content: blocks }),
+            _ => messages.push(OutMessage {
+                role,
+                content: blocks,
+            }),
         }
     }
     for m in messages.iter_mut().filter(|m| m.role == "user") {
@@ -406,8 +424,8 @@ pub fn encode_request(req: &Request, target: &Target) -> Result<Vec<u8>, Gateway
             schema: Cow::Borrowed(schema),
         }),
     };
-    let output_config = (effort.is_some() || format.is_some())
-        .then_some(OutOutputConfig { effort, format });
+    let output_config =
+        (effort.is_some() || format.is_some()).then_some(OutOutputConfig { effort, format });
 
     let tools: Vec<OutTool> = req
         .tools
@@ -475,9 +493,11 @@ fn budget_for(effort: &str, target: &Target) -> Result<Option<u64>, GatewayError
     })
 }
 
+/// Empty text is left out: Anthropic refuses empty text blocks, and an OpenAI assistant
+/// turn with tool calls often carries `content: ""`.
 fn text_block(p: &Part) -> Option<OutBlock<'_>> {
     match p {
-        Part::Text { text, cache } => Some(OutBlock::Text {
+        Part::Text { text, cache } if !text.is_empty() => Some(OutBlock::Text {
             text,
             cache_control: cache.as_ref(),
         }),
@@ -503,7 +523,12 @@ fn out_block(p: &Part) -> Option<OutBlock<'_>> {
             source: source(s),
             cache_control: cache.as_ref(),
         },
-        Part::ToolUse { id, name, input, cache } => OutBlock::ToolUse {
+        Part::ToolUse {
+            id,
+            name,
+            input,
+            cache,
+        } => OutBlock::ToolUse {
             id,
             name,
             input: match input {
@@ -521,7 +546,12 @@ fn out_block(p: &Part) -> Option<OutBlock<'_>> {
             tool_use_id,
             content: content
                 .iter()
-                .filter(|p| matches!(p, Part::Text { .. } | Part::Image { .. } | Part::Document { .. }))
+                .filter(|p| {
+                    matches!(
+                        p,
+                        Part::Text { .. } | Part::Image { .. } | Part::Document { .. }
+                    )
+                })
                 .filter_map(out_block)
                 .collect(),
             is_error: *is_error,
@@ -540,14 +570,24 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const T: Target = Target { provider: "anthropic", model: "claude-up", default_max_tokens: 4096 };
+    const T: Target = Target {
+        provider: "anthropic",
+        model: "claude-up",
+        default_max_tokens: 4096,
+    };
 
     fn enc(req: &Request) -> Value {
         serde_json::from_slice(&encode_request(req, &T).unwrap()).unwrap()
     }
 
     fn user(text: &str) -> Message {
-        Message { role: Role::User, content: vec![Part::Text { text: text.into(), cache: None }] }
+        Message {
+            role: Role::User,
+            content: vec![Part::Text {
+                text: text.into(),
+                cache: None,
+            }],
+        }
     }
 
     #[test]
@@ -556,7 +596,8 @@ mod tests {
         assert_eq!(e.status, 400);
         let e = decode_request(br#"{"model":"m","max_tokens":1}"#).unwrap_err();
         assert_eq!((e.status, e.param), (400, Some("messages")));
-        let e = decode_request(br#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#).unwrap_err();
+        let e = decode_request(br#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#)
+            .unwrap_err();
         assert_eq!(e.status, 400);
     }
 
@@ -573,8 +614,12 @@ mod tests {
         "service_tier":"auto","container":"c1","tool_choice":{"type":"tool","name":"f"}});
         let r = decode_request(&serde_json::to_vec(&body).unwrap()).unwrap();
         let c = &r.messages[0].content;
-        assert!(matches!(&c[0], Part::Image { source: MediaSource::Base64 { media_type, .. }, .. } if media_type == "image/png"));
-        assert!(matches!(&c[1], Part::Image { source: MediaSource::Url(u), .. } if u == "https://x/a.png"));
+        assert!(
+            matches!(&c[0], Part::Image { source: MediaSource::Base64 { media_type, .. }, .. } if media_type == "image/png")
+        );
+        assert!(
+            matches!(&c[1], Part::Image { source: MediaSource::Url(u), .. } if u == "https://x/a.png")
+        );
         assert!(matches!(&c[2], Part::Document { .. }));
         assert!(matches!(&c[3], Part::Text { text, .. } if text == "plain doc"));
         assert!(matches!(&c[5], Part::RedactedThinking { data } if data == "opaque"));
@@ -582,7 +627,10 @@ mod tests {
         assert_eq!(r.top_k, Some(5));
         assert_eq!(r.stop, vec!["END"]);
         assert_eq!(r.tool_choice, Some(ToolChoice::Tool("f".into())));
-        assert!(matches!(r.response_format, Some(ResponseFormat::JsonSchema { .. })));
+        assert!(matches!(
+            r.response_format,
+            Some(ResponseFormat::JsonSchema { .. })
+        ));
     }
 
     #[test]
@@ -591,12 +639,24 @@ mod tests {
             "container":{"skills":[{"type":"anthropic","skill_id":"pptx"}]},"frobnicate":1,
             "tools":[{"name":"f","input_schema":{},"input_examples":[{}]},{"type":"bash_20250124","name":"bash"}]});
         let r = decode_request(&serde_json::to_vec(&body).unwrap()).unwrap();
-        assert_eq!(r.untranslatable, vec!["tools[0].input_examples", "tools[1].type=bash_20250124", "container.skills", "frobnicate"]);
+        assert_eq!(
+            r.untranslatable,
+            vec![
+                "tools[0].input_examples",
+                "tools[1].type=bash_20250124",
+                "container.skills",
+                "frobnicate"
+            ]
+        );
     }
 
     #[test]
     fn temperature_outside_range_names_field_and_provider() {
-        let req = Request { temperature: Some(1.5), messages: vec![user("x")], ..Default::default() };
+        let req = Request {
+            temperature: Some(1.5),
+            messages: vec![user("x")],
+            ..Default::default()
+        };
         let e = encode_request(&req, &T).unwrap_err();
         assert_eq!((e.status, e.param), (400, Some("temperature")));
         assert!(e.message.contains("`anthropic`"));
@@ -607,14 +667,31 @@ mod tests {
         let req = Request {
             messages: vec![
                 user("a"),
-                Message { role: Role::User, content: vec![Part::ToolResult {
-                    tool_use_id: "t1".into(), content: vec![], is_error: false, cache: None }] },
-                Message { role: Role::Assistant, content: vec![
-                    Part::Thinking { text: "unsigned".into(), signature: None },
-                ] },
-                Message { role: Role::Assistant, content: vec![
-                    Part::ToolUse { id: "t2".into(), name: "f".into(), input: json!([1, 2]), cache: None },
-                ] },
+                Message {
+                    role: Role::User,
+                    content: vec![Part::ToolResult {
+                        tool_use_id: "t1".into(),
+                        content: vec![],
+                        is_error: false,
+                        cache: None,
+                    }],
+                },
+                Message {
+                    role: Role::Assistant,
+                    content: vec![Part::Thinking {
+                        text: "unsigned".into(),
+                        signature: None,
+                    }],
+                },
+                Message {
+                    role: Role::Assistant,
+                    content: vec![Part::ToolUse {
+                        id: "t2".into(),
+                        name: "f".into(),
+                        input: json!([1, 2]),
+                        cache: None,
+                    }],
+                },
             ],
             stop: vec!["X".into()],
             user: Some("u".into()),
@@ -631,6 +708,34 @@ mod tests {
         assert_eq!(m[1]["content"].as_array().unwrap().len(), 1);
         assert_eq!(m[1]["content"][0]["input"], json!({"value": [1, 2]}));
         assert_eq!(v["stop_sequences"], json!(["X"]));
+        let empty = Request {
+            messages: vec![
+                user("q"),
+                Message {
+                    role: Role::Assistant,
+                    content: vec![
+                        Part::Text {
+                            text: String::new(),
+                            cache: None,
+                        },
+                        Part::ToolUse {
+                            id: "c".into(),
+                            name: "f".into(),
+                            input: json!({}),
+                            cache: None,
+                        },
+                    ],
+                },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            enc(&empty)["messages"][1]["content"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
         assert_eq!(v["metadata"]["user_id"], "u");
         assert!(v.get("stream").is_none());
     }
@@ -644,10 +749,20 @@ mod tests {
             ..Default::default()
         };
         let v = enc(&req);
-        assert_eq!(v["thinking"], json!({"type": "enabled", "budget_tokens": 4096}));
+        assert_eq!(
+            v["thinking"],
+            json!({"type": "enabled", "budget_tokens": 4096})
+        );
         assert_eq!(v["max_tokens"], 5096);
-        let req = Request { reasoning_effort: Some("bogus".into()), messages: vec![user("x")], ..Default::default() };
-        assert_eq!(encode_request(&req, &T).unwrap_err().param, Some("reasoning_effort"));
+        let req = Request {
+            reasoning_effort: Some("bogus".into()),
+            messages: vec![user("x")],
+            ..Default::default()
+        };
+        assert_eq!(
+            encode_request(&req, &T).unwrap_err().param,
+            Some("reasoning_effort")
+        );
         let req = Request {
             reasoning_effort: Some("high".into()),
             thinking: Some(json!({"type": "adaptive"})),
@@ -661,7 +776,13 @@ mod tests {
 
     #[test]
     fn tool_choice_and_formats() {
-        let tool = Tool { name: "f".into(), description: None, schema: json!({"type":"object"}), strict: Some(true), cache: None };
+        let tool = Tool {
+            name: "f".into(),
+            description: None,
+            schema: json!({"type":"object"}),
+            strict: Some(true),
+            cache: None,
+        };
         let mut req = Request {
             messages: vec![user("x")],
             tools: vec![tool],
@@ -673,10 +794,19 @@ mod tests {
         let v = enc(&req);
         assert_eq!(v["tool_choice"], json!({"type": "none"}));
         assert_eq!(v["tools"][0]["strict"], true);
-        assert_eq!(v["output_config"]["format"], json!({"type": "json_schema", "schema": {"type": "object"}}));
+        assert_eq!(
+            v["output_config"]["format"],
+            json!({"type": "json_schema", "schema": {"type": "object"}})
+        );
         req.tool_choice = None;
-        assert_eq!(enc(&req)["tool_choice"], json!({"type": "auto", "disable_parallel_tool_use": true}));
+        assert_eq!(
+            enc(&req)["tool_choice"],
+            json!({"type": "auto", "disable_parallel_tool_use": true})
+        );
         req.tool_choice = Some(ToolChoice::Tool("f".into()));
-        assert_eq!(enc(&req)["tool_choice"], json!({"type": "tool", "name": "f", "disable_parallel_tool_use": true}));
+        assert_eq!(
+            enc(&req)["tool_choice"],
+            json!({"type": "tool", "name": "f", "disable_parallel_tool_use": true})
+        );
     }
 }

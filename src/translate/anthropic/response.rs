@@ -16,7 +16,10 @@ use std::borrow::Cow;
 
 pub fn decode_response(body: &[u8]) -> Result<Response, GatewayError> {
     let m: Msg = serde_json::from_slice(body).map_err(|e| {
-        GatewayError::new(502, format!("upstream answer is not an Anthropic message: {e}"))
+        GatewayError::new(
+            502,
+            format!("upstream answer is not an Anthropic message: {e}"),
+        )
     })?;
     if m.kind.as_deref() == Some("error") || m.error.is_some() {
         return Err(decode_error(502, body));
@@ -48,7 +51,11 @@ pub fn decode_response(body: &[u8]) -> Result<Response, GatewayError> {
         id: m.id.unwrap_or_default(),
         model: m.model.unwrap_or_default(),
         content,
-        stop: m.stop_reason.as_deref().map(stop_from_wire).unwrap_or_default(),
+        stop: m
+            .stop_reason
+            .as_deref()
+            .map(stop_from_wire)
+            .unwrap_or_default(),
         stop_sequence: m.stop_sequence,
         usage: m.usage.map(|u| from_wire(&u)).unwrap_or_default(),
     })
@@ -84,7 +91,11 @@ pub fn usage_to_wire(u: &UsageUpdate) -> OutUsage {
     let cached = u.cached_input.unwrap_or(0);
     let creation = u.cache_creation_input.unwrap_or(0);
     OutUsage {
-        input_tokens: u.input.unwrap_or(0).saturating_sub(cached).saturating_sub(creation),
+        input_tokens: u
+            .input
+            .unwrap_or(0)
+            .saturating_sub(cached)
+            .saturating_sub(creation),
         output_tokens: u.output.unwrap_or(0),
         cache_read_input_tokens: cached,
         cache_creation_input_tokens: creation,
@@ -97,7 +108,11 @@ pub fn encode_response(resp: &Response, opts: &ClientOpts) -> Vec<u8> {
     } else {
         Cow::Borrowed(&resp.id)
     };
-    let model = if resp.model.is_empty() { &opts.model } else { &resp.model };
+    let model = if resp.model.is_empty() {
+        &opts.model
+    } else {
+        &resp.model
+    };
     let content = resp
         .content
         .iter()
@@ -111,7 +126,9 @@ pub fn encode_response(resp: &Response, opts: &ClientOpts) -> Vec<u8> {
                 signature: signature.as_deref().unwrap_or(""),
             }),
             Part::RedactedThinking { data } => Some(OutBlock::RedactedThinking { data }),
-            Part::ToolUse { id, name, input, .. } => Some(OutBlock::ToolUse {
+            Part::ToolUse {
+                id, name, input, ..
+            } => Some(OutBlock::ToolUse {
                 id,
                 name,
                 input: if input.is_object() {
@@ -147,24 +164,48 @@ mod tests {
     fn fallbacks_and_usage() {
         let resp = Response {
             content: vec![
-                Part::Thinking { text: "t".into(), signature: Some("s".into()) },
-                Part::ToolUse { id: "c1".into(), name: "f".into(), input: json!("oops"), cache: None },
+                Part::Thinking {
+                    text: "t".into(),
+                    signature: Some("s".into()),
+                },
+                Part::ToolUse {
+                    id: "c1".into(),
+                    name: "f".into(),
+                    input: json!("oops"),
+                    cache: None,
+                },
             ],
             stop: StopReason::Other("weird".into()),
-            usage: UsageUpdate { input: Some(100), cached_input: Some(60), cache_creation_input: Some(10), output: Some(5), reasoning: None },
+            usage: UsageUpdate {
+                input: Some(100),
+                cached_input: Some(60),
+                cache_creation_input: Some(10),
+                output: Some(5),
+                reasoning: None,
+            },
             ..Default::default()
         };
         let v: Value = serde_json::from_slice(&encode_response(
             &resp,
-            &ClientOpts { model: "cm".into(), fallback_id: "req1".into(), ..Default::default() },
+            &ClientOpts {
+                model: "cm".into(),
+                fallback_id: "req1".into(),
+                ..Default::default()
+            },
         ))
         .unwrap();
         assert_eq!(v["id"], "msg_req1");
         assert_eq!(v["model"], "cm");
         assert_eq!(v["stop_reason"], "end_turn");
-        assert_eq!(v["content"][0], json!({"type": "thinking", "thinking": "t", "signature": "s"}));
+        assert_eq!(
+            v["content"][0],
+            json!({"type": "thinking", "thinking": "t", "signature": "s"})
+        );
         assert_eq!(v["content"][1]["input"], json!({}));
-        assert_eq!(v["usage"], json!({"input_tokens": 30, "output_tokens": 5, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 10}));
+        assert_eq!(
+            v["usage"],
+            json!({"input_tokens": 30, "output_tokens": 5, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 10})
+        );
     }
 
     #[test]

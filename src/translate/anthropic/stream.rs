@@ -14,6 +14,7 @@
 //!   stream: content the client may already have cannot be taken back, and joining them
 //!   would send a half tool call, so the stream fails (502).
 //! - `message_delta` usage is cumulative: each count it carries replaces the earlier one.
+//! - `data: [DONE]` (sent by some Anthropic-compatible proxies) is ignored.
 //! - Nothing is decoded after `message_stop` or `event: error`.
 //! - At the end of the body, a last event whose blank line (or final line end) never came
 //!   is still decoded when its data is whole JSON; an event cut mid-JSON is not.
@@ -144,6 +145,9 @@ impl Decoder {
     }
 
     fn event(&mut self, data: &[u8], out: &mut Vec<Event>) -> Result<(), GatewayError> {
+        if data == b"[DONE]" {
+            return Ok(()); // some Anthropic-compatible proxies end with OpenAI's marker
+        }
         let ev: StreamEvent = serde_json::from_slice(data).map_err(|e| {
             GatewayError::new(502, format!("upstream stream event is not JSON: {e}"))
         })?;
@@ -233,7 +237,8 @@ impl Decoder {
                 let status = status_of_type(e.kind.as_deref().unwrap_or(""));
                 out.push(Event::Error(GatewayError::new(
                     status,
-                    e.message.unwrap_or_else(|| "upstream stream error".to_string()),
+                    e.message
+                        .unwrap_or_else(|| "upstream stream error".to_string()),
                 )));
             }
             _ => {} // ping and event types no table knows
@@ -253,7 +258,11 @@ impl Decoder {
         macro_rules! take {
             ($($f:ident),*) => { $( if u.$f.is_some() { self.raw.$f = u.$f; } )* };
         }
-        take!(input_tokens, cache_read_input_tokens, cache_creation_input_tokens);
+        take!(
+            input_tokens,
+            cache_read_input_tokens,
+            cache_creation_input_tokens
+        );
         let mut upd = UsageUpdate {
             output: u.output_tokens,
             reasoning: u.output_tokens_details.and_then(|d| d.thinking_tokens),
@@ -273,23 +282,40 @@ impl Decoder {
 fn open_block(index: usize, b: MsgBlock, out: &mut Vec<Event>) -> bool {
     match b.kind.as_str() {
         "text" => {
-            out.push(Event::BlockStart { index, block: Block::Text });
+            out.push(Event::BlockStart {
+                index,
+                block: Block::Text,
+            });
             if let Some(t) = b.text.filter(|t| !t.is_empty()) {
-                out.push(Event::Delta { index, delta: Delta::Text(t) });
+                out.push(Event::Delta {
+                    index,
+                    delta: Delta::Text(t),
+                });
             }
         }
         "thinking" => {
-            out.push(Event::BlockStart { index, block: Block::Thinking });
+            out.push(Event::BlockStart {
+                index,
+                block: Block::Thinking,
+            });
             if let Some(t) = b.thinking.filter(|t| !t.is_empty()) {
-                out.push(Event::Delta { index, delta: Delta::Thinking(t) });
+                out.push(Event::Delta {
+                    index,
+                    delta: Delta::Thinking(t),
+                });
             }
             if let Some(s) = b.signature.filter(|s| !s.is_empty()) {
-                out.push(Event::Delta { index, delta: Delta::Signature(s) });
+                out.push(Event::Delta {
+                    index,
+                    delta: Delta::Signature(s),
+                });
             }
         }
         "redacted_thinking" => out.push(Event::BlockStart {
             index,
-            block: Block::RedactedThinking { data: b.data.unwrap_or_default() },
+            block: Block::RedactedThinking {
+                data: b.data.unwrap_or_default(),
+            },
         }),
         "tool_use" | "server_tool_use" => {
             out.push(Event::BlockStart {
@@ -299,8 +325,14 @@ fn open_block(index: usize, b: MsgBlock, out: &mut Vec<Event>) -> bool {
                     name: b.name.unwrap_or_default(),
                 },
             });
-            if let Some(input) = b.input.filter(|v| v.as_object().is_some_and(|o| !o.is_empty())) {
-                out.push(Event::Delta { index, delta: Delta::ToolArgs(input.to_string()) });
+            if let Some(input) = b
+                .input
+                .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+            {
+                out.push(Event::Delta {
+                    index,
+                    delta: Delta::ToolArgs(input.to_string()),
+                });
             }
         }
         _ => return false,
@@ -401,22 +433,37 @@ struct SseMessage<'a> {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum SseBlock<'a> {
-    Text { text: &'static str },
-    Thinking { thinking: &'static str, signature: &'static str },
-    RedactedThinking { data: &'a str },
-    ToolUse { id: &'a str, name: &'a str, input: EmptyObject },
+    Text {
+        text: &'static str,
+    },
+    Thinking {
+        thinking: &'static str,
+        signature: &'static str,
+    },
+    RedactedThinking {
+        data: &'a str,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: EmptyObject,
+    },
 }
 
 #[derive(Serialize)]
 struct EmptyObject {}
 
 #[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type")]
 enum SseDelta<'a> {
-    TextDelta { text: &'a str },
-    ThinkingDelta { thinking: &'a str },
-    SignatureDelta { signature: &'a str },
-    InputJsonDelta { partial_json: &'a str },
+    #[serde(rename = "text_delta")]
+    Text { text: &'a str },
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: &'a str },
+    #[serde(rename = "signature_delta")]
+    Signature { signature: &'a str },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: &'a str },
 }
 
 #[derive(Serialize)]
@@ -508,8 +555,16 @@ impl Encoder {
         }
         self.started = true;
         let (id, model) = self.start.take().unwrap_or_default();
-        let id = if id.is_empty() { format!("msg_{}", self.opts.fallback_id) } else { id };
-        let model = if model.is_empty() { self.opts.model.as_str() } else { model.as_str() };
+        let id = if id.is_empty() {
+            format!("msg_{}", self.opts.fallback_id)
+        } else {
+            id
+        };
+        let model = if model.is_empty() {
+            self.opts.model.as_str()
+        } else {
+            model.as_str()
+        };
         let mut usage = usage_to_wire(&self.usage);
         usage.output_tokens = 0;
         write_event(
@@ -536,29 +591,44 @@ impl Encoder {
         self.next_client += 1;
         let content_block = match block {
             Block::Text => SseBlock::Text { text: "" },
-            Block::Thinking => SseBlock::Thinking { thinking: "", signature: "" },
+            Block::Thinking => SseBlock::Thinking {
+                thinking: "",
+                signature: "",
+            },
             Block::RedactedThinking { data } => SseBlock::RedactedThinking { data },
-            Block::ToolUse { id, name } => SseBlock::ToolUse { id, name, input: EmptyObject {} },
+            Block::ToolUse { id, name } => SseBlock::ToolUse {
+                id,
+                name,
+                input: EmptyObject {},
+            },
         };
         write_event(
             out,
             "content_block_start",
-            &SseBlockStart { kind: "content_block_start", index: client, content_block },
+            &SseBlockStart {
+                kind: "content_block_start",
+                index: client,
+                content_block,
+            },
         );
         self.open = Some((index, client, matches!(block, Block::ToolUse { .. })));
     }
 
     fn write_delta(client: usize, delta: &Delta, out: &mut Vec<u8>) {
         let delta = match delta {
-            Delta::Text(t) => SseDelta::TextDelta { text: t },
-            Delta::Thinking(t) => SseDelta::ThinkingDelta { thinking: t },
-            Delta::Signature(s) => SseDelta::SignatureDelta { signature: s },
-            Delta::ToolArgs(a) => SseDelta::InputJsonDelta { partial_json: a },
+            Delta::Text(t) => SseDelta::Text { text: t },
+            Delta::Thinking(t) => SseDelta::Thinking { thinking: t },
+            Delta::Signature(s) => SseDelta::Signature { signature: s },
+            Delta::ToolArgs(a) => SseDelta::InputJson { partial_json: a },
         };
         write_event(
             out,
             "content_block_delta",
-            &SseBlockDelta { kind: "content_block_delta", index: client, delta },
+            &SseBlockDelta {
+                kind: "content_block_delta",
+                index: client,
+                delta,
+            },
         );
     }
 
@@ -568,7 +638,10 @@ impl Encoder {
             write_event(
                 out,
                 "content_block_stop",
-                &SseBlockStop { kind: "content_block_stop", index: client },
+                &SseBlockStop {
+                    kind: "content_block_stop",
+                    index: client,
+                },
             );
         }
     }
@@ -576,7 +649,9 @@ impl Encoder {
     /// Write held blocks while none is open; a held block not yet stopped stays open.
     fn flush_held(&mut self, out: &mut Vec<u8>) {
         while self.open.is_none() {
-            let Some(h) = self.held.pop_front() else { break };
+            let Some(h) = self.held.pop_front() else {
+                break;
+            };
             self.write_start(h.index, &h.block, out);
             if let Some((_, client, _)) = self.open {
                 for d in &h.deltas {
@@ -612,7 +687,9 @@ impl Encoder {
                 if let Some(h) = self.held.iter_mut().find(|h| h.index == index) {
                     h.deltas.push(delta.clone());
                 } else {
-                    log::debug!("anthropic encoder: delta for closed or unknown block {index} dropped");
+                    log::debug!(
+                        "anthropic encoder: delta for closed or unknown block {index} dropped"
+                    );
                 }
             }
         }
@@ -651,7 +728,10 @@ impl Encoder {
             "message_delta",
             &SseMessageDelta {
                 kind: "message_delta",
-                delta: SseStop { stop_reason: reason, stop_sequence: sequence },
+                delta: SseStop {
+                    stop_reason: reason,
+                    stop_sequence: sequence,
+                },
                 usage: SseDeltaUsage {
                     output_tokens: u.output_tokens,
                     input_tokens: u.input_tokens,
@@ -660,7 +740,13 @@ impl Encoder {
                 },
             },
         );
-        write_event(out, "message_stop", &SseBlockStopless { kind: "message_stop" });
+        write_event(
+            out,
+            "message_stop",
+            &SseBlockStopless {
+                kind: "message_stop",
+            },
+        );
         self.ended = true;
     }
 }
@@ -741,7 +827,11 @@ mod tests {
     }
 
     fn encode(events: &[Event]) -> Vec<Value> {
-        let mut e = Encoder::new(ClientOpts { model: "cm".into(), fallback_id: "f1".into(), ..Default::default() });
+        let mut e = Encoder::new(ClientOpts {
+            model: "cm".into(),
+            fallback_id: "f1".into(),
+            ..Default::default()
+        });
         let mut out = Vec::new();
         for x in events {
             e.encode(x, &mut out);
@@ -773,12 +863,30 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                Event::Start { id: "m".into(), model: "c".into() },
-                Event::BlockStart { index: 0, block: Block::ToolUse { id: "t".into(), name: "f".into() } },
-                Event::Delta { index: 0, delta: Delta::ToolArgs(r#"{"a":1}"#.into()) },
+                Event::Start {
+                    id: "m".into(),
+                    model: "c".into()
+                },
+                Event::BlockStart {
+                    index: 0,
+                    block: Block::ToolUse {
+                        id: "t".into(),
+                        name: "f".into()
+                    }
+                },
+                Event::Delta {
+                    index: 0,
+                    delta: Delta::ToolArgs(r#"{"a":1}"#.into())
+                },
                 Event::BlockStop { index: 0 },
-                Event::BlockStart { index: 1, block: Block::Text },
-                Event::Delta { index: 1, delta: Delta::Text("hi".into()) },
+                Event::BlockStart {
+                    index: 1,
+                    block: Block::Text
+                },
+                Event::Delta {
+                    index: 1,
+                    delta: Delta::Text("hi".into())
+                },
                 Event::BlockStop { index: 1 },
                 Event::Done,
             ]
@@ -788,8 +896,14 @@ mod tests {
     #[test]
     fn error_event_maps_type_to_status_and_ends_the_stream() {
         let sse = [
-            ev("message_start", r#"{"type":"message_start","message":{"id":"m"}}"#),
-            ev("error", r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
+            ev(
+                "message_start",
+                r#"{"type":"message_start","message":{"id":"m"}}"#,
+            ),
+            ev(
+                "error",
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            ),
             ev("message_stop", r#"{"type":"message_stop"}"#),
         ]
         .concat();
@@ -800,7 +914,10 @@ mod tests {
 
     #[test]
     fn oversized_event_fails_with_the_limit_named() {
-        let big = format!("data: {{\"type\":\"ping\",\"x\":\"{}\"}}\n", "a".repeat(200));
+        let big = format!(
+            "data: {{\"type\":\"ping\",\"x\":\"{}\"}}\n",
+            "a".repeat(200)
+        );
         let e = decode(&big, 100).unwrap_err();
         assert_eq!(e.status, 502);
         assert!(e.message.contains("limits.max_stream_event"));
@@ -817,20 +934,45 @@ mod tests {
     fn finish_decodes_a_last_event_without_its_blank_line_only_when_whole() {
         let out = decode("data: {\"type\":\"message_stop\"}", 1000).unwrap();
         assert_eq!(out, vec![Event::Done]);
-        assert_eq!(decode("data: {\"type\":\"message_st", 1000).unwrap(), vec![]);
+        assert_eq!(
+            decode("data: {\"type\":\"message_st", 1000).unwrap(),
+            vec![]
+        );
     }
 
     #[test]
     fn encoder_message_start_waits_for_usage_and_message_delta_for_done() {
         let events = vec![
-            Event::Start { id: String::new(), model: String::new() },
-            Event::Usage(UsageUpdate { input: Some(50), cached_input: Some(20), ..Default::default() }),
-            Event::BlockStart { index: 0, block: Block::Thinking },
-            Event::Delta { index: 0, delta: Delta::Thinking("hm".into()) },
-            Event::Delta { index: 0, delta: Delta::Signature("sig".into()) },
+            Event::Start {
+                id: String::new(),
+                model: String::new(),
+            },
+            Event::Usage(UsageUpdate {
+                input: Some(50),
+                cached_input: Some(20),
+                ..Default::default()
+            }),
+            Event::BlockStart {
+                index: 0,
+                block: Block::Thinking,
+            },
+            Event::Delta {
+                index: 0,
+                delta: Delta::Thinking("hm".into()),
+            },
+            Event::Delta {
+                index: 0,
+                delta: Delta::Signature("sig".into()),
+            },
             Event::BlockStop { index: 0 },
-            Event::Stop { reason: StopReason::MaxTokens, sequence: None },
-            Event::Usage(UsageUpdate { output: Some(7), ..Default::default() }),
+            Event::Stop {
+                reason: StopReason::MaxTokens,
+                sequence: None,
+            },
+            Event::Usage(UsageUpdate {
+                output: Some(7),
+                ..Default::default()
+            }),
             Event::Done,
         ];
         let v = encode(&events);
@@ -839,8 +981,14 @@ mod tests {
         assert_eq!(v[0]["message"]["content"], serde_json::json!([]));
         assert_eq!(v[0]["message"]["usage"]["input_tokens"], 30);
         assert_eq!(v[0]["message"]["usage"]["cache_read_input_tokens"], 20);
-        assert_eq!(v[1]["content_block"], serde_json::json!({"type":"thinking","thinking":"","signature":""}));
-        assert_eq!(v[3]["delta"], serde_json::json!({"type":"signature_delta","signature":"sig"}));
+        assert_eq!(
+            v[1]["content_block"],
+            serde_json::json!({"type":"thinking","thinking":"","signature":""})
+        );
+        assert_eq!(
+            v[3]["delta"],
+            serde_json::json!({"type":"signature_delta","signature":"sig"})
+        );
         assert_eq!(v[5]["type"], "message_delta");
         assert_eq!(v[5]["delta"]["stop_reason"], "max_tokens");
         assert_eq!(v[5]["usage"]["output_tokens"], 7);
@@ -850,12 +998,30 @@ mod tests {
 
     #[test]
     fn encoder_serialises_interleaved_tool_calls() {
-        let tool = |i: usize, n: &str| Event::BlockStart { index: i, block: Block::ToolUse { id: format!("call_{n}"), name: n.into() } };
-        let args = |i: usize, a: &str| Event::Delta { index: i, delta: Delta::ToolArgs(a.into()) };
+        let tool = |i: usize, n: &str| Event::BlockStart {
+            index: i,
+            block: Block::ToolUse {
+                id: format!("call_{n}"),
+                name: n.into(),
+            },
+        };
+        let args = |i: usize, a: &str| Event::Delta {
+            index: i,
+            delta: Delta::ToolArgs(a.into()),
+        };
         let events = vec![
-            Event::Start { id: "chatcmpl-1".into(), model: "gpt".into() },
-            Event::BlockStart { index: 0, block: Block::Text },
-            Event::Delta { index: 0, delta: Delta::Text("ok".into()) },
+            Event::Start {
+                id: "chatcmpl-1".into(),
+                model: "gpt".into(),
+            },
+            Event::BlockStart {
+                index: 0,
+                block: Block::Text,
+            },
+            Event::Delta {
+                index: 0,
+                delta: Delta::Text("ok".into()),
+            },
             tool(1, "a"),
             args(1, "{\"x\":"),
             tool(2, "b"),
@@ -864,12 +1030,17 @@ mod tests {
             args(2, "2}"),
             Event::BlockStop { index: 0 },
             Event::BlockStop { index: 1 },
-            Event::Stop { reason: StopReason::ToolUse, sequence: None },
+            Event::Stop {
+                reason: StopReason::ToolUse,
+                sequence: None,
+            },
             Event::Done,
         ];
         let v = encode(&events);
-        let kinds: Vec<(String, Option<u64>)> =
-            v.iter().map(|e| (e["type"].as_str().unwrap().to_string(), e["index"].as_u64())).collect();
+        let kinds: Vec<(String, Option<u64>)> = v
+            .iter()
+            .map(|e| (e["type"].as_str().unwrap().to_string(), e["index"].as_u64()))
+            .collect();
         let k = |s: &str, i: Option<u64>| (s.to_string(), i);
         assert_eq!(
             kinds,
@@ -899,7 +1070,13 @@ mod tests {
     fn terminal_error_is_last() {
         let mut e = Encoder::new(ClientOpts::default());
         let mut out = Vec::new();
-        e.encode(&Event::BlockStart { index: 0, block: Block::Text }, &mut out);
+        e.encode(
+            &Event::BlockStart {
+                index: 0,
+                block: Block::Text,
+            },
+            &mut out,
+        );
         e.encode(&Event::Error(GatewayError::new(429, "slow down")), &mut out);
         e.encode(&Event::Done, &mut out);
         let s = String::from_utf8(out).unwrap();

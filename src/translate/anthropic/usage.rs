@@ -13,9 +13,10 @@ pub fn from_wire(u: &WireUsage) -> UsageUpdate {
     let read = u.cache_read_input_tokens;
     let creation = u.cache_creation_input_tokens;
     UsageUpdate {
-        input: u
-            .input_tokens
-            .map(|i| i.saturating_add(read.unwrap_or(0)).saturating_add(creation.unwrap_or(0))),
+        input: u.input_tokens.map(|i| {
+            i.saturating_add(read.unwrap_or(0))
+                .saturating_add(creation.unwrap_or(0))
+        }),
         cached_input: read,
         cache_creation_input: creation,
         output: u.output_tokens,
@@ -146,7 +147,9 @@ mod tests {
 
     #[test]
     fn error_events() {
-        assert!(is_error_event(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#));
+        assert!(is_error_event(
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+        ));
         assert!(is_error_event(br#"{ "type" : "error" }"#));
         assert!(!is_error_event(br#"{"type":"message_stop"}"#));
     }
@@ -155,7 +158,10 @@ mod tests {
     fn body_usage_fast_and_slow() {
         let b = br#"{"id":"m","content":[{"type":"text","text":"hi"}],"usage":{"input_tokens":3,"output_tokens":4,"cache_read_input_tokens":1}}"#;
         let u = usage_in_body(b).unwrap();
-        assert_eq!((u.input, u.output, u.cached_input), (Some(4), Some(4), Some(1)));
+        assert_eq!(
+            (u.input, u.output, u.cached_input),
+            (Some(4), Some(4), Some(1))
+        );
         assert!(usage_in_body(b"{}").is_none());
     }
 }
