@@ -24,26 +24,24 @@ pub fn from_wire(u: &WireUsage) -> UsageUpdate {
     }
 }
 
-/// How many bytes at the start of an event's data may hold its `"type"` key. Anthropic
-/// writes `type` first; an event that puts it later is parsed whole.
-const TYPE_WINDOW: usize = 64;
-
 enum Kind {
     Usage,
     Error,
     Other,
+    /// `type` is not the first key: parse to know.
     Unknown,
 }
 
-/// The event's `"type"` value, read without parsing the JSON.
+/// The event's `"type"` value, read without parsing the JSON when `type` is the first key
+/// (Anthropic writes it first in every event).
 fn kind_of(data: &[u8]) -> Kind {
-    let window = &data[..data.len().min(TYPE_WINDOW)];
-    let Some(at) = memmem::find(window, b"\"type\"") else {
+    let Some(rest) = trim_start(data).strip_prefix(b"{") else {
         return Kind::Unknown;
     };
-    let mut rest = &data[at + 6..];
-    rest = trim_start(rest);
-    let Some(r) = rest.strip_prefix(b":") else {
+    let Some(rest) = trim_start(rest).strip_prefix(b"\"type\"") else {
+        return Kind::Unknown;
+    };
+    let Some(r) = trim_start(rest).strip_prefix(b":") else {
         return Kind::Unknown;
     };
     let r = trim_start(r);
@@ -152,6 +150,10 @@ mod tests {
         ));
         assert!(is_error_event(br#"{ "type" : "error" }"#));
         assert!(!is_error_event(br#"{"type":"message_stop"}"#));
+        // `type` not first: parsed, not guessed from a nested `type`.
+        let late =
+            br#"{"message":{"type":"message","usage":{"input_tokens":2}},"type":"message_start"}"#;
+        assert_eq!(usage_in_event(late).unwrap().input, Some(2));
     }
 
     #[test]
