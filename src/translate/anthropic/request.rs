@@ -4,9 +4,8 @@
 //! Decoding lists in [`Request::untranslatable`] every client field that changes the answer
 //! and has no neutral counterpart (server tools and their result blocks, `mcp_servers`,
 //! `container.skills`, document `title`/`context`/`citations`, unknown fields, ...). These
-//! hints are dropped because they do not change the answer:
-//! - `cache_control` where the neutral form has no place for it (system given as a string
-//!   has none; everywhere else it is kept);
+//! hints are dropped because they do not change the answer (`cache_control` is not among
+//! them: the neutral form keeps it on every part and tool):
 //! - `context_management` (server-side context editing: what the upstream keeps of a long
 //!   conversation, not what it answers);
 //! - `service_tier` (capacity class);
@@ -15,7 +14,7 @@
 //! - `tools[].defer_loading`, `tools[].eager_input_streaming` (tool loading / streaming
 //!   granularity);
 //! - `metadata` fields other than `user_id`;
-//! - `citations` on earlier assistant `text` blocks (the history's source notes).
+//! - `citations` on `text` blocks (source notes of earlier answers in the history).
 //!
 //! Encoding decisions (Anthropic's API shapes them):
 //! - Role::System messages in the middle go to the end of `system`: the Messages API has
