@@ -1,80 +1,20 @@
-//! The `anthropic` dialect's translation sides (being written; see translate/mod.rs for the contract).
+//! The Anthropic Messages dialect: client side (decode requests, encode answers and
+//! streams) and upstream side (encode requests, decode answers and streams).
+//!
+//! - [`request`]: `/v1/messages` bodies ⇄ [`super::ir::Request`] (hints dropped listed there)
+//! - [`response`]: whole messages ⇄ [`super::ir::Response`]
+//! - [`stream`]: SSE ⇄ [`super::ir::Event`]s
+//! - [`error`]: error envelopes → [`GatewayError`](crate::errors::GatewayError)
+//! - [`usage`]: usage counters, and sniffing for the same-dialect (pass-through) path
 
-use super::ir::*;
-use crate::errors::GatewayError;
+pub mod error;
+pub mod request;
+pub mod response;
+pub mod stream;
+pub mod usage;
 
-fn pending() -> GatewayError {
-    GatewayError::new(501, "translation for `anthropic` is not built yet")
-}
-
-pub fn decode_request(_body: &[u8]) -> Result<Request, GatewayError> {
-    Err(pending())
-}
-pub fn encode_request(_req: &Request, _t: &Target) -> Result<Vec<u8>, GatewayError> {
-    Err(pending())
-}
-pub fn decode_response(_body: &[u8]) -> Result<Response, GatewayError> {
-    Err(pending())
-}
-pub fn encode_response(_r: &Response, _o: &ClientOpts) -> Vec<u8> {
-    Vec::new()
-}
-pub fn decode_error(status: u16, _body: &[u8]) -> GatewayError {
-    GatewayError::new(status, "upstream error")
-}
-pub struct Decoder;
-impl Decoder {
-    pub fn new(_max_event: usize) -> Self {
-        Decoder
-    }
-}
-impl StreamDecoder for Decoder {
-    fn feed(&mut self, _c: &[u8], _o: &mut Vec<Event>) -> Result<(), GatewayError> {
-        Err(pending())
-    }
-    fn finish(&mut self, _o: &mut Vec<Event>) -> Result<(), GatewayError> {
-        Err(pending())
-    }
-}
-pub struct Encoder;
-impl Encoder {
-    pub fn new(_o: ClientOpts) -> Self {
-        Encoder
-    }
-}
-impl StreamEncoder for Encoder {
-    fn encode(&mut self, _e: &Event, _o: &mut Vec<u8>) {}
-    fn terminal_error(&mut self, _e: &GatewayError, _o: &mut Vec<u8>) {}
-}
-/// Usage in one SSE event's data (`message_start`, `message_delta`), for the same-dialect path.
-pub fn usage_in_event(data: &[u8]) -> Option<UsageUpdate> {
-    #[derive(serde::Deserialize)]
-    struct U {
-        input_tokens: Option<u64>,
-        output_tokens: Option<u64>,
-        cache_read_input_tokens: Option<u64>,
-        cache_creation_input_tokens: Option<u64>,
-    }
-    #[derive(serde::Deserialize)]
-    struct M {
-        usage: Option<U>,
-    }
-    #[derive(serde::Deserialize)]
-    struct E {
-        message: Option<M>,
-        usage: Option<U>,
-    }
-    let e: E = serde_json::from_slice(data).ok()?;
-    let u = e.usage.or(e.message.and_then(|m| m.usage))?;
-    let read = u.cache_read_input_tokens;
-    let write = u.cache_creation_input_tokens;
-    Some(UsageUpdate {
-        input: u
-            .input_tokens
-            .map(|i| i + read.unwrap_or(0) + write.unwrap_or(0)),
-        cached_input: read,
-        cache_creation_input: write,
-        output: u.output_tokens,
-        reasoning: None,
-    })
-}
+pub use error::decode_error;
+pub use request::{decode_request, encode_request};
+pub use response::{decode_response, encode_response};
+pub use stream::{Decoder, Encoder};
+pub use usage::{is_error_event, usage_in_body, usage_in_event};
