@@ -622,6 +622,10 @@ fn encode_user<'a>(parts: &'a [Part], out: &mut Vec<wire::MessageOut<'a>>, targe
         out.push(plain("user", Some(wire::ContentOut::Parts(from_results))));
     }
     if rest.is_empty() {
+        // A user turn with no content at all stays a turn (the upstream judges it).
+        if parts.is_empty() {
+            out.push(plain("user", Some(wire::ContentOut::Text(String::new()))));
+        }
         return Ok(());
     }
     let content = if only_text {

@@ -254,6 +254,10 @@ pub fn encode_response(resp: &Response, opts: &ClientOpts) -> Vec<u8> {
             Part::Image { .. } | Part::Document { .. } | Part::ToolResult { .. } => {}
         }
     }
+    // OpenAI writes `null` only beside tool calls; an answer with nothing to say is "".
+    if text.is_none() && calls.is_empty() {
+        text = Some(String::new());
+    }
     let out = wire::ChatCompletionOut {
         id,
         object: "chat.completion",
@@ -369,7 +373,7 @@ mod tests {
     }
 
     #[test]
-    fn encodes_null_content_and_no_blocks_without_signature() {
+    fn encodes_empty_content_and_no_blocks_without_signature() {
         let resp = Response {
             id: "x".into(),
             content: vec![Part::Thinking { text: "t".into(), signature: None }],
@@ -377,7 +381,7 @@ mod tests {
         };
         let v: Value = serde_json::from_slice(&encode_response(&resp, &opts())).unwrap();
         let m = &v["choices"][0]["message"];
-        assert_eq!(m["content"], Value::Null);
+        assert_eq!(m["content"], "");
         assert_eq!(m["reasoning_content"], "t");
         assert!(m.get("thinking_blocks").is_none());
         assert!(m.get("tool_calls").is_none());
