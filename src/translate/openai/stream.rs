@@ -21,8 +21,8 @@ use serde_json::Value;
 /// - Only choice 0 is read (the gateway never asks for `n > 1`).
 /// - Text: `delta.content` (a string, or Mistral's array of `text` / `thinking` parts) and
 ///   `delta.refusal`. Thinking: `delta.reasoning_content`, else `delta.reasoning` (vLLM);
-///   `delta.thinking_blocks` give only signatures and redacted blocks (their text, when a
-///   server sends it there too, would repeat `reasoning_content`).
+///   `delta.thinking_blocks` give signatures and redacted blocks, and thinking text only
+///   when the chunk has no `reasoning_content` (servers that send both repeat the text).
 /// - Tool calls are keyed by OpenAI's `index` (its position in `tool_calls` when a server
 ///   omits it, as Mistral does). A known index with a different id is a new call: the old
 ///   block closes. A call that arrives without any id gets `call_<block index>`.
@@ -84,13 +84,18 @@ impl StreamDecoder for Decoder {
         })?;
         match framed {
             Ok(()) => Ok(()),
-            Err(TooLarge) => Err(GatewayError::new(
+            Err(TooLarge) => {
+                // The relay ends the answer; drop what was held and read nothing more.
+                self.state.ended = true;
+                self.framing = SseFraming::new(self.state.max_event);
+                Err(GatewayError::new(
                 502,
                 format!(
                     "an upstream stream event grew past limits.max_stream_event ({} bytes) without ending",
                     self.state.max_event
                 ),
-            )),
+                ))
+            }
         }
     }
 
@@ -159,12 +164,17 @@ impl State {
 
     fn delta(&mut self, d: wire::DeltaIn, out: &mut Vec<Event>) {
         let reasoning = d.reasoning_content.as_deref().filter(|s| !s.is_empty()).or(d.reasoning.as_deref());
+        let had_reasoning = reasoning.is_some_and(|r| !r.is_empty());
         if let Some(r) = reasoning {
             self.piece(Kind::Thinking, r, out);
         }
         for b in d.thinking_blocks.as_deref().unwrap_or(&[]) {
             match b.kind.as_deref() {
                 Some("thinking") => {
+                    // Its text only when the chunk has no `reasoning_content` to repeat.
+                    if let Some(t) = b.thinking.as_deref().filter(|_| !had_reasoning) {
+                        self.piece(Kind::Thinking, t, out);
+                    }
                     if let Some(sig) = b.signature.as_deref().filter(|s| !s.is_empty()) {
                         let index = self.ensure_open(Kind::Thinking, out);
                         out.push(Event::Delta { index, delta: Delta::Signature(sig.to_string()) });

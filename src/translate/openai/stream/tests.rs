@@ -109,6 +109,22 @@ fn signatures_redacted_and_mistral_parts() {
 }
 
 #[test]
+fn thinking_text_from_blocks_only_without_reasoning_content() {
+    let s = sse(&[
+        chunk(json!({"reasoning_content": "a", "thinking_blocks": [{"type": "thinking", "thinking": "a", "signature": "s1"}]}), None),
+        chunk(json!({"thinking_blocks": [{"type": "thinking", "thinking": "b", "signature": "s2"}]}), Some("stop")),
+    ]);
+    let ev = decode_all(&s).unwrap();
+    assert_eq!(&ev[1..6], &[
+        Event::BlockStart { index: 0, block: Block::Thinking },
+        Event::Delta { index: 0, delta: Delta::Thinking("a".into()) },
+        Event::Delta { index: 0, delta: Delta::Signature("s1".into()) },
+        Event::Delta { index: 0, delta: Delta::Thinking("b".into()) },
+        Event::Delta { index: 0, delta: Delta::Signature("s2".into()) },
+    ]);
+}
+
+#[test]
 fn azure_prompt_filter_chunk_is_skipped() {
     let s = sse(&[
         json!({"choices": [], "id": "", "model": "", "prompt_filter_results": []}),
@@ -150,6 +166,10 @@ fn oversized_event_names_the_limit() {
     let e = d.feed(&[b'a'; 100], &mut out).unwrap_err();
     assert_eq!(e.status, 502);
     assert!(e.message.contains("limits.max_stream_event"));
+    // Nothing more is read after it.
+    d.feed(b"\n\ndata: [DONE]\n\n", &mut out).unwrap();
+    d.finish(&mut out).unwrap();
+    assert!(out.is_empty());
 }
 
 // ───────────── encoder ─────────────
