@@ -15,17 +15,31 @@ fn upstream_stream() -> Vec<Vec<u8>> {
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
         format!("data: {c}\n\n").into_bytes()
     };
-    let mut out = vec![chunk(json!({"role": "assistant", "content": ""}), json!(null))];
+    let mut out = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        json!(null),
+    )];
     for i in 0..40 {
-        out.push(chunk(json!({"reasoning_content": format!("step {i} of the plan, ")}), json!(null)));
+        out.push(chunk(
+            json!({"reasoning_content": format!("step {i} of the plan, ")}),
+            json!(null),
+        ));
     }
     for i in 0..120 {
         out.push(chunk(json!({"content": format!("word{i} ")}), json!(null)));
     }
     for (k, id) in ["call_a", "call_b"].iter().enumerate() {
         out.push(chunk(json!({"tool_calls": [{"index": k, "id": id, "type": "function", "function": {"name": "lookup", "arguments": ""}}]}), json!(null)));
-        for p in ["{\"query\":", " \"weather in", " Paris\",", " \"units\": \"c\"}"] {
-            out.push(chunk(json!({"tool_calls": [{"index": k, "function": {"arguments": p}}]}), json!(null)));
+        for p in [
+            "{\"query\":",
+            " \"weather in",
+            " Paris\",",
+            " \"units\": \"c\"}",
+        ] {
+            out.push(chunk(
+                json!({"tool_calls": [{"index": k, "function": {"arguments": p}}]}),
+                json!(null),
+            ));
         }
     }
     out.push(chunk(json!({}), json!("tool_calls")));
@@ -42,7 +56,12 @@ fn stream(c: &mut Criterion) {
         d.feed(ch, &mut events).unwrap();
     }
     let n_events = events.len() as u64;
-    let opts = ClientOpts { model: "m".into(), fallback_id: "r".into(), include_usage: true, created: 1 };
+    let opts = ClientOpts {
+        model: "m".into(),
+        fallback_id: "r".into(),
+        include_usage: true,
+        created: 1,
+    };
 
     let mut g = c.benchmark_group("openai_stream");
     g.throughput(Throughput::Elements(n_events));
@@ -98,7 +117,8 @@ fn agent_request() -> Vec<u8> {
                 "options": {"type": "object", "properties": {"case": {"type": "boolean"}, "context": {"type": "integer"}}}
             }, "required": ["path"]}}}))
         .collect();
-    let mut messages = vec![json!({"role": "system", "content": "You are a careful coding agent. ".repeat(60)})];
+    let mut messages =
+        vec![json!({"role": "system", "content": "You are a careful coding agent. ".repeat(60)})];
     let mut i = 0;
     while serde_json::to_vec(&messages).unwrap().len() < 36_000 {
         messages.push(json!({"role": "user", "content": format!("Please look at file number {i} and tell me what the function does, then fix the bug in it.")}));
@@ -114,11 +134,19 @@ fn agent_request() -> Vec<u8> {
 fn request(c: &mut Criterion) {
     let body = agent_request();
     let req = decode_request(&body).unwrap();
-    let target = Target { provider: "vllm", model: "qwen", default_max_tokens: 4096 };
+    let target = Target {
+        provider: "vllm",
+        model: "qwen",
+        default_max_tokens: 4096,
+    };
     let mut g = c.benchmark_group("openai_request");
     g.throughput(Throughput::Bytes(body.len() as u64));
-    g.bench_function("decode_request_50KB", |b| b.iter(|| decode_request(black_box(&body)).unwrap()));
-    g.bench_function("encode_request_50KB", |b| b.iter(|| encode_request(black_box(&req), &target).unwrap()));
+    g.bench_function("decode_request_50KB", |b| {
+        b.iter(|| decode_request(black_box(&body)).unwrap())
+    });
+    g.bench_function("encode_request_50KB", |b| {
+        b.iter(|| encode_request(black_box(&req), &target).unwrap())
+    });
     g.finish();
 }
 

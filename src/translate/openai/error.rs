@@ -71,20 +71,32 @@ mod tests {
             br#"{"error":{"message":"Unsupported parameter: 'max_tokens' is not supported with this model.","type":"invalid_request_error","param":"max_tokens","code":"unsupported_parameter"}}"#,
         );
         assert_eq!(e.status, 400);
-        assert_eq!(e.message, "Unsupported parameter: 'max_tokens' is not supported with this model.");
+        assert_eq!(
+            e.message,
+            "Unsupported parameter: 'max_tokens' is not supported with this model."
+        );
     }
 
     #[test]
     fn other_shapes() {
         assert_eq!(decode_error(500, br#"{"error":"boom"}"#).message, "boom");
-        assert_eq!(decode_error(400, br#"{"object":"error","message":"bad","code":400}"#).message, "bad");
+        assert_eq!(
+            decode_error(400, br#"{"object":"error","message":"bad","code":400}"#).message,
+            "bad"
+        );
         assert_eq!(decode_error(422, br#"{"detail":"nope"}"#).message, "nope");
         assert_eq!(
             decode_error(422, br#"{"detail":[{"loc":["body"],"msg":"x"}]}"#).message,
             r#"[{"loc":["body"],"msg":"x"}]"#
         );
-        assert_eq!(decode_error(502, b"  <html>bad gateway</html>\n").message, "<html>bad gateway</html>");
-        assert_eq!(decode_error(503, b"  \n").message, "upstream answered 503 with an empty body");
+        assert_eq!(
+            decode_error(502, b"  <html>bad gateway</html>\n").message,
+            "<html>bad gateway</html>"
+        );
+        assert_eq!(
+            decode_error(503, b"  \n").message,
+            "upstream answered 503 with an empty body"
+        );
         assert_eq!(decode_error(503, b"").status, 503);
         assert_eq!(decode_error(500, br#"{"foo":1}"#).message, r#"{"foo":1}"#);
     }
@@ -100,7 +112,10 @@ mod tests {
     fn status_names() {
         assert_eq!(status_named(&serde_json::json!({"code": 429})), Some(429));
         assert_eq!(status_named(&serde_json::json!({"code": "503"})), Some(503));
-        assert_eq!(status_named(&serde_json::json!({"code": "rate_limit"})), None);
+        assert_eq!(
+            status_named(&serde_json::json!({"code": "rate_limit"})),
+            None
+        );
         assert_eq!(status_named(&serde_json::json!({"code": 200})), None);
     }
 }

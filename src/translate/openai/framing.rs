@@ -27,7 +27,13 @@ pub struct TooLarge;
 
 impl SseFraming {
     pub fn new(max_event: usize) -> Self {
-        SseFraming { buf: Vec::new(), searched: 0, data: Vec::new(), has_data: false, max_event }
+        SseFraming {
+            buf: Vec::new(),
+            searched: 0,
+            data: Vec::new(),
+            has_data: false,
+            max_event,
+        }
     }
 
     /// Appends `chunk` and calls `on_event` with the data of each event it completes.
@@ -121,7 +127,10 @@ mod tests {
     #[test]
     fn frames_lf_crlf_comments_and_multiline() {
         let mut f = SseFraming::new(1 << 20);
-        let got = events(&mut f, b": keep-alive\n\nevent: x\ndata:{\"a\":1}\r\n\r\ndata: one\ndata: two\n\nid: 3\n\n");
+        let got = events(
+            &mut f,
+            b": keep-alive\n\nevent: x\ndata:{\"a\":1}\r\n\r\ndata: one\ndata: two\n\nid: 3\n\n",
+        );
         assert_eq!(got, vec!["{\"a\":1}", "one\ntwo"]);
     }
 
@@ -139,8 +148,14 @@ mod tests {
     #[test]
     fn oversized_event_is_refused() {
         let mut f = SseFraming::new(16);
-        assert!(f.feed::<()>(b"data: 0123456789", |_| Ok(true)).unwrap().is_ok());
-        assert_eq!(f.feed::<()>(b"0123456789", |_| Ok(true)).unwrap(), Err(TooLarge));
+        assert!(f
+            .feed::<()>(b"data: 0123456789", |_| Ok(true))
+            .unwrap()
+            .is_ok());
+        assert_eq!(
+            f.feed::<()>(b"0123456789", |_| Ok(true)).unwrap(),
+            Err(TooLarge)
+        );
     }
 
     #[test]

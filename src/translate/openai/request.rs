@@ -25,11 +25,13 @@ fn typed<T: DeserializeOwned>(v: Value, field: &'static str) -> Result<T, Gatewa
 }
 
 fn number(v: &Value, field: &'static str) -> Result<f64, GatewayError> {
-    v.as_f64().ok_or_else(|| bad(format!("`{field}` must be a number")).param(field))
+    v.as_f64()
+        .ok_or_else(|| bad(format!("`{field}` must be a number")).param(field))
 }
 
 fn count(v: &Value, field: &'static str) -> Result<u64, GatewayError> {
-    v.as_u64().ok_or_else(|| bad(format!("`{field}` must be a non-negative integer")).param(field))
+    v.as_u64()
+        .ok_or_else(|| bad(format!("`{field}` must be a non-negative integer")).param(field))
 }
 
 fn text(v: Value, field: &'static str) -> Result<String, GatewayError> {
@@ -61,27 +63,39 @@ pub fn decode_request(body: &[u8]) -> Result<Request, GatewayError> {
             "model" => req.model = text(value, "model")?,
             "messages" => messages = Some(value),
             "max_tokens" => max_tokens = Some(count(&value, "max_tokens")?),
-            "max_completion_tokens" => max_completion_tokens = Some(count(&value, "max_completion_tokens")?),
+            "max_completion_tokens" => {
+                max_completion_tokens = Some(count(&value, "max_completion_tokens")?)
+            }
             "temperature" => req.temperature = Some(number(&value, "temperature")?),
             "top_p" => req.top_p = Some(number(&value, "top_p")?),
             "top_k" => req.top_k = Some(count(&value, "top_k")?),
             "stop" => req.stop = stop_list(value)?,
-            "stream" => req.stream = value.as_bool().ok_or_else(|| bad("`stream` must be a boolean").param("stream"))?,
+            "stream" => {
+                req.stream = value
+                    .as_bool()
+                    .ok_or_else(|| bad("`stream` must be a boolean").param("stream"))?
+            }
             "stream_options" => stream_options(value, &mut req)?,
             "tools" => req.tools = tools(value, &mut req.untranslatable)?,
             "tool_choice" => req.tool_choice = tool_choice(value, &mut req.untranslatable)?,
             "parallel_tool_calls" => {
-                req.parallel_tool_calls = Some(
-                    value.as_bool().ok_or_else(|| bad("`parallel_tool_calls` must be a boolean").param("parallel_tool_calls"))?,
-                )
+                req.parallel_tool_calls = Some(value.as_bool().ok_or_else(|| {
+                    bad("`parallel_tool_calls` must be a boolean").param("parallel_tool_calls")
+                })?)
             }
             "response_format" => req.response_format = Some(response_format(value)?),
             "user" => req.user = Some(text(value, "user")?),
             "reasoning_effort" => req.reasoning_effort = Some(text(value, "reasoning_effort")?),
             "thinking" => req.thinking = Some(value),
             // Hints: they change cost, latency, retention or caching, never the answer.
-            "store" | "metadata" | "service_tier" | "prompt_cache_key" | "prompt_cache_retention"
-            | "safety_identifier" | "seed" | "prediction" => {}
+            "store"
+            | "metadata"
+            | "service_tier"
+            | "prompt_cache_key"
+            | "prompt_cache_retention"
+            | "safety_identifier"
+            | "seed"
+            | "prediction" => {}
             // Defaults change nothing; anything else does.
             "n" if value.as_u64() == Some(1) => {}
             "logprobs" if value == Value::Bool(false) => {}
@@ -133,7 +147,9 @@ fn tools(v: Value, untranslatable: &mut Vec<String>) -> Result<Vec<Tool>, Gatewa
             (Some("function") | None, Some(f)) => out.push(Tool {
                 name: f.name,
                 description: f.description,
-                schema: f.parameters.unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                schema: f
+                    .parameters
+                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
                 strict: f.strict,
                 cache: t.cache_control,
             }),
@@ -143,8 +159,13 @@ fn tools(v: Value, untranslatable: &mut Vec<String>) -> Result<Vec<Tool>, Gatewa
     Ok(out)
 }
 
-fn tool_choice(v: Value, untranslatable: &mut Vec<String>) -> Result<Option<ToolChoice>, GatewayError> {
-    let invalid = || bad("`tool_choice` must be auto, none, required or a named function").param("tool_choice");
+fn tool_choice(
+    v: Value,
+    untranslatable: &mut Vec<String>,
+) -> Result<Option<ToolChoice>, GatewayError> {
+    let invalid = || {
+        bad("`tool_choice` must be auto, none, required or a named function").param("tool_choice")
+    };
     match &v {
         Value::String(s) => match s.as_str() {
             "auto" => Ok(Some(ToolChoice::Auto)),
@@ -176,16 +197,21 @@ fn response_format(v: Value) -> Result<ResponseFormat, GatewayError> {
         "text" => Ok(ResponseFormat::Text),
         "json_object" => Ok(ResponseFormat::JsonObject),
         "json_schema" => {
-            let js = rf
-                .json_schema
-                .ok_or_else(|| bad("`response_format.json_schema` is required for type json_schema").param("response_format"))?;
+            let js = rf.json_schema.ok_or_else(|| {
+                bad("`response_format.json_schema` is required for type json_schema")
+                    .param("response_format")
+            })?;
             Ok(ResponseFormat::JsonSchema {
                 name: js.name,
                 schema: js.schema.unwrap_or_else(|| json!({})),
                 strict: js.strict,
             })
         }
-        other => Err(bad(format!("unknown `response_format.type` `{}`", clip(other, 64))).param("response_format")),
+        other => Err(bad(format!(
+            "unknown `response_format.type` `{}`",
+            clip(other, 64)
+        ))
+        .param("response_format")),
     }
 }
 
@@ -195,7 +221,13 @@ fn response_format(v: Value) -> Result<ResponseFormat, GatewayError> {
 /// the function's name and adds nothing to `tool_call_id`).
 const SYSTEM_KEYS: &[&str] = &["cache_control"];
 const USER_KEYS: &[&str] = &["cache_control"];
-const ASSISTANT_KEYS: &[&str] = &["cache_control", "reasoning_content", "thinking_blocks", "refusal", "tool_calls"];
+const ASSISTANT_KEYS: &[&str] = &[
+    "cache_control",
+    "reasoning_content",
+    "thinking_blocks",
+    "refusal",
+    "tool_calls",
+];
 /// Hints on assistant turns: `annotations` are URL citations echoed from an earlier answer.
 const ASSISTANT_HINTS: &[&str] = &["annotations"];
 const TOOL_KEYS: &[&str] = &["cache_control", "tool_call_id"];
@@ -223,26 +255,44 @@ fn decode_messages(list: Vec<Value>, req: &mut Request) -> Result<(), GatewayErr
                 if leading_system {
                     req.system.extend(parts);
                 } else {
-                    req.messages.push(Message { role: Role::System, content: parts });
+                    req.messages.push(Message {
+                        role: Role::System,
+                        content: parts,
+                    });
                 }
             }
             "user" => {
                 unknown_keys(i, &m, USER_KEYS, &[], &mut req.untranslatable);
                 let mut parts = user_parts(i, content, &mut req.untranslatable)?;
                 set_last_cache(&mut parts, msg_cache);
-                req.messages.push(Message { role: Role::User, content: parts });
+                req.messages.push(Message {
+                    role: Role::User,
+                    content: parts,
+                });
             }
             "assistant" => {
-                unknown_keys(i, &m, ASSISTANT_KEYS, ASSISTANT_HINTS, &mut req.untranslatable);
+                unknown_keys(
+                    i,
+                    &m,
+                    ASSISTANT_KEYS,
+                    ASSISTANT_HINTS,
+                    &mut req.untranslatable,
+                );
                 let mut parts = assistant_parts(i, content, m, &mut req.untranslatable)?;
                 set_last_cache(&mut parts, msg_cache);
-                req.messages.push(Message { role: Role::Assistant, content: parts });
+                req.messages.push(Message {
+                    role: Role::Assistant,
+                    content: parts,
+                });
             }
             "tool" => {
                 unknown_keys(i, &m, TOOL_KEYS, TOOL_HINTS, &mut req.untranslatable);
                 let tool_use_id = match m.remove("tool_call_id") {
                     Some(Value::String(id)) => id,
-                    _ => return Err(bad(format!("`messages[{i}].tool_call_id` is required")).param("messages")),
+                    _ => {
+                        return Err(bad(format!("`messages[{i}].tool_call_id` is required"))
+                            .param("messages"))
+                    }
                 };
                 let result = Part::ToolResult {
                     tool_use_id,
@@ -253,12 +303,21 @@ fn decode_messages(list: Vec<Value>, req: &mut Request) -> Result<(), GatewayErr
                 // Consecutive tool messages answer one assistant turn: one user message.
                 match req.messages.last_mut() {
                     Some(prev) if last_was_tool => prev.content.push(result),
-                    _ => req.messages.push(Message { role: Role::User, content: vec![result] }),
+                    _ => req.messages.push(Message {
+                        role: Role::User,
+                        content: vec![result],
+                    }),
                 }
             }
-            "function" => req.untranslatable.push(format!("messages[{i}].role=function")),
+            "function" => req
+                .untranslatable
+                .push(format!("messages[{i}].role=function")),
             other => {
-                return Err(bad(format!("unknown role `{}` in `messages[{i}]`", clip(other, 64))).param("messages"))
+                return Err(bad(format!(
+                    "unknown role `{}` in `messages[{i}]`",
+                    clip(other, 64)
+                ))
+                .param("messages"))
             }
         }
         leading_system &= matches!(role.as_str(), "system" | "developer");
@@ -268,7 +327,13 @@ fn decode_messages(list: Vec<Value>, req: &mut Request) -> Result<(), GatewayErr
 }
 
 /// Names every key of message `i` that is neither mapped nor a hint.
-fn unknown_keys(i: usize, m: &Map<String, Value>, known: &[&str], hints: &[&str], out: &mut Vec<String>) {
+fn unknown_keys(
+    i: usize,
+    m: &Map<String, Value>,
+    known: &[&str],
+    hints: &[&str],
+    out: &mut Vec<String>,
+) {
     for (k, v) in m {
         if !v.is_null() && !known.contains(&k.as_str()) && !hints.contains(&k.as_str()) {
             out.push(format!("messages[{i}].{k}"));
@@ -305,24 +370,43 @@ fn each_part(
         Some(Value::Array(parts)) => {
             for (j, p) in parts.into_iter().enumerate() {
                 let Value::Object(mut p) = p else {
-                    return Err(bad(format!("`messages[{i}].content[{j}]` must be an object")).param("messages"));
+                    return Err(
+                        bad(format!("`messages[{i}].content[{j}]` must be an object"))
+                            .param("messages"),
+                    );
                 };
                 let kind = match p.remove("type") {
                     Some(Value::String(t)) => t,
-                    _ => return Err(bad(format!("`messages[{i}].content[{j}].type` is required")).param("messages")),
+                    _ => {
+                        return Err(
+                            bad(format!("`messages[{i}].content[{j}].type` is required"))
+                                .param("messages"),
+                        )
+                    }
                 };
                 f(j, &kind, p)?;
             }
             Ok(())
         }
-        Some(_) => Err(bad(format!("`messages[{i}].content` must be a string or an array")).param("messages")),
+        Some(_) => Err(bad(format!(
+            "`messages[{i}].content` must be a string or an array"
+        ))
+        .param("messages")),
     }
 }
 
-fn part_text(i: usize, j: usize, p: &mut Map<String, Value>, key: &str) -> Result<String, GatewayError> {
+fn part_text(
+    i: usize,
+    j: usize,
+    p: &mut Map<String, Value>,
+    key: &str,
+) -> Result<String, GatewayError> {
     match p.remove(key) {
         Some(Value::String(t)) => Ok(t),
-        _ => Err(bad(format!("`messages[{i}].content[{j}].{key}` must be a string")).param("messages")),
+        _ => Err(bad(format!(
+            "`messages[{i}].content[{j}].{key}` must be a string"
+        ))
+        .param("messages")),
     }
 }
 
@@ -331,7 +415,13 @@ fn part_cache(p: &mut Map<String, Value>) -> CacheControl {
 }
 
 /// Names the keys of a content part left after its mapped ones were taken.
-fn leftover_part_keys(i: usize, j: usize, p: &Map<String, Value>, hints: &[&str], out: &mut Vec<String>) {
+fn leftover_part_keys(
+    i: usize,
+    j: usize,
+    p: &Map<String, Value>,
+    hints: &[&str],
+    out: &mut Vec<String>,
+) {
     for (k, v) in p {
         if !v.is_null() && !hints.contains(&k.as_str()) {
             out.push(format!("messages[{i}].content[{j}].{k}"));
@@ -340,7 +430,11 @@ fn leftover_part_keys(i: usize, j: usize, p: &Map<String, Value>, hints: &[&str]
 }
 
 /// System and tool content: text only.
-fn text_parts(i: usize, content: Option<Value>, untranslatable: &mut Vec<String>) -> Result<Vec<Part>, GatewayError> {
+fn text_parts(
+    i: usize,
+    content: Option<Value>,
+    untranslatable: &mut Vec<String>,
+) -> Result<Vec<Part>, GatewayError> {
     let mut parts = Vec::new();
     each_part(i, content, |j, kind, mut p| {
         if kind == "text" {
@@ -349,14 +443,21 @@ fn text_parts(i: usize, content: Option<Value>, untranslatable: &mut Vec<String>
             leftover_part_keys(i, j, &p, &[], untranslatable);
             parts.push(Part::Text { text, cache });
         } else {
-            untranslatable.push(format!("messages[{i}].content[{j}].type={}", clip(kind, 64)));
+            untranslatable.push(format!(
+                "messages[{i}].content[{j}].type={}",
+                clip(kind, 64)
+            ));
         }
         Ok(())
     })?;
     Ok(parts)
 }
 
-fn user_parts(i: usize, content: Option<Value>, untranslatable: &mut Vec<String>) -> Result<Vec<Part>, GatewayError> {
+fn user_parts(
+    i: usize,
+    content: Option<Value>,
+    untranslatable: &mut Vec<String>,
+) -> Result<Vec<Part>, GatewayError> {
     let mut parts = Vec::new();
     each_part(i, content, |j, kind, mut p| {
         match kind {
@@ -372,7 +473,12 @@ fn user_parts(i: usize, content: Option<Value>, untranslatable: &mut Vec<String>
                     Some(Value::String(u)) => u,
                     // `detail` (the resolution to read it at) is a hint: see the module doc.
                     Some(v @ Value::Object(_)) => typed::<wire::ImageUrlIn>(v, "messages")?.url,
-                    _ => return Err(bad(format!("`messages[{i}].content[{j}].image_url` is required")).param("messages")),
+                    _ => {
+                        return Err(bad(format!(
+                            "`messages[{i}].content[{j}].image_url` is required"
+                        ))
+                        .param("messages"))
+                    }
                 };
                 let cache = part_cache(&mut p);
                 leftover_part_keys(i, j, &p, &[], untranslatable);
@@ -383,17 +489,28 @@ fn user_parts(i: usize, content: Option<Value>, untranslatable: &mut Vec<String>
             "file" => {
                 let file: wire::FileIn = match p.remove("file") {
                     Some(v) => typed(v, "messages")?,
-                    None => return Err(bad(format!("`messages[{i}].content[{j}].file` is required")).param("messages")),
+                    None => {
+                        return Err(
+                            bad(format!("`messages[{i}].content[{j}].file` is required"))
+                                .param("messages"),
+                        )
+                    }
                 };
                 let cache = part_cache(&mut p);
                 leftover_part_keys(i, j, &p, &[], untranslatable);
                 match file.file_data {
-                    Some(data) => parts.push(Part::Document { source: file_source(data, file.filename.as_deref()), cache }),
+                    Some(data) => parts.push(Part::Document {
+                        source: file_source(data, file.filename.as_deref()),
+                        cache,
+                    }),
                     // An uploaded file lives at OpenAI only.
                     None => untranslatable.push(format!("messages[{i}].content[{j}].file.file_id")),
                 }
             }
-            other => untranslatable.push(format!("messages[{i}].content[{j}].type={}", clip(other, 64))),
+            other => untranslatable.push(format!(
+                "messages[{i}].content[{j}].type={}",
+                clip(other, 64)
+            )),
         }
         Ok(())
     })?;
@@ -428,20 +545,28 @@ fn assistant_parts(
             }
             "thinking" => {
                 let text = part_text(i, j, &mut p, "thinking")?;
-                let signature = p.remove("signature").and_then(|s| s.as_str().map(str::to_string));
+                let signature = p
+                    .remove("signature")
+                    .and_then(|s| s.as_str().map(str::to_string));
                 parts.push(Part::Thinking { text, signature });
             }
             "redacted_thinking" => {
                 let data = part_text(i, j, &mut p, "data")?;
                 parts.push(Part::RedactedThinking { data });
             }
-            other => untranslatable.push(format!("messages[{i}].content[{j}].type={}", clip(other, 64))),
+            other => untranslatable.push(format!(
+                "messages[{i}].content[{j}].type={}",
+                clip(other, 64)
+            )),
         }
         Ok(())
     })?;
     if let Some(Value::String(r)) = m.remove("refusal") {
         if !r.is_empty() {
-            parts.push(Part::Text { text: r, cache: None });
+            parts.push(Part::Text {
+                text: r,
+                cache: None,
+            });
         }
     }
     if let Some(v) = m.remove("tool_calls").filter(|v| !v.is_null()) {
@@ -451,12 +576,15 @@ fn assistant_parts(
                 untranslatable.push(format!("messages[{i}].tool_calls[{k}].type"));
                 continue;
             }
-            let id = call
-                .id
-                .ok_or_else(|| bad(format!("`messages[{i}].tool_calls[{k}].id` is required")).param("messages"))?;
-            let f = call
-                .function
-                .ok_or_else(|| bad(format!("`messages[{i}].tool_calls[{k}].function` is required")).param("messages"))?;
+            let id = call.id.ok_or_else(|| {
+                bad(format!("`messages[{i}].tool_calls[{k}].id` is required")).param("messages")
+            })?;
+            let f = call.function.ok_or_else(|| {
+                bad(format!(
+                    "`messages[{i}].tool_calls[{k}].function` is required"
+                ))
+                .param("messages")
+            })?;
             parts.push(Part::ToolUse {
                 id,
                 name: f.name.unwrap_or_default(),
@@ -473,11 +601,19 @@ fn media_source(url: &str, default_type: &str) -> Option<MediaSource> {
     if let Some(rest) = url.strip_prefix("data:") {
         let (meta, data) = rest.split_once(',')?;
         let media_type = meta.strip_suffix(";base64")?;
-        let media_type = if media_type.is_empty() { default_type } else { media_type };
-        return Some(MediaSource::Base64 { media_type: media_type.to_string(), data: data.to_string() });
+        let media_type = if media_type.is_empty() {
+            default_type
+        } else {
+            media_type
+        };
+        return Some(MediaSource::Base64 {
+            media_type: media_type.to_string(),
+            data: data.to_string(),
+        });
     }
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    (lower.starts_with("http://") || lower.starts_with("https://")).then(|| MediaSource::Url(url.to_string()))
+    (lower.starts_with("http://") || lower.starts_with("https://"))
+        .then(|| MediaSource::Url(url.to_string()))
 }
 
 /// `file.file_data`: a data URL, or bare base64 (then typed by the file name; PDF when unknown).
@@ -487,17 +623,26 @@ fn file_source(data: String, filename: Option<&str>) -> MediaSource {
             return s;
         }
     }
-    let media_type = match filename.and_then(|f| f.rsplit_once('.')).map(|(_, ext)| ext.to_ascii_lowercase()) {
+    let media_type = match filename
+        .and_then(|f| f.rsplit_once('.'))
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+    {
         Some(ext) if ext == "txt" => "text/plain",
         _ => "application/pdf",
     };
-    MediaSource::Base64 { media_type: media_type.to_string(), data }
+    MediaSource::Base64 {
+        media_type: media_type.to_string(),
+        data,
+    }
 }
 
 // ───────────────────────────── encode (neutral → upstream) ─────────────────────────────
 
 fn refuse(what: &str, target: &Target) -> GatewayError {
-    GatewayError::bad_request(format!("`{what}` cannot be translated for provider `{}`", target.provider))
+    GatewayError::bad_request(format!(
+        "`{what}` cannot be translated for provider `{}`",
+        target.provider
+    ))
 }
 
 fn data_url(media_type: &str, data: &str) -> String {
@@ -505,7 +650,12 @@ fn data_url(media_type: &str, data: &str) -> String {
 }
 
 /// Text parts joined; any other part is refused (`what` names where it was).
-fn joined_text(parts: &[Part], sep: &str, what: &str, target: &Target) -> Result<String, GatewayError> {
+fn joined_text(
+    parts: &[Part],
+    sep: &str,
+    what: &str,
+    target: &Target,
+) -> Result<String, GatewayError> {
     let mut out = String::new();
     for (n, p) in parts.iter().enumerate() {
         match p {
@@ -553,7 +703,9 @@ pub fn encode_request(req: &Request, target: &Target) -> Result<Vec<u8>, Gateway
         stream: req.stream,
         // Always: the gateway bills from the usage chunk (the client's encoder drops it
         // again when the client did not ask).
-        stream_options: req.stream.then_some(wire::StreamOptionsOut { include_usage: true }),
+        stream_options: req.stream.then_some(wire::StreamOptionsOut {
+            include_usage: true,
+        }),
         tools: req
             .tools
             .iter()
@@ -568,29 +720,55 @@ pub fn encode_request(req: &Request, target: &Target) -> Result<Vec<u8>, Gateway
             })
             .collect(),
         // OpenAI rejects both without `tools`.
-        tool_choice: if has_tools { req.tool_choice.as_ref().map(tool_choice_out) } else { None },
-        parallel_tool_calls: if has_tools { req.parallel_tool_calls } else { None },
+        tool_choice: if has_tools {
+            req.tool_choice.as_ref().map(tool_choice_out)
+        } else {
+            None
+        },
+        parallel_tool_calls: if has_tools {
+            req.parallel_tool_calls
+        } else {
+            None
+        },
         response_format: req.response_format.as_ref().map(response_format_out),
         user: req.user.as_deref(),
-        reasoning_effort: req.reasoning_effort.as_deref().or_else(|| effort_from_thinking(req.thinking.as_ref())),
+        reasoning_effort: req
+            .reasoning_effort
+            .as_deref()
+            .or_else(|| effort_from_thinking(req.thinking.as_ref())),
     };
-    serde_json::to_vec(&body).map_err(|e| GatewayError::new(500, format!("could not write the upstream request: {e}")))
+    serde_json::to_vec(&body)
+        .map_err(|e| GatewayError::new(500, format!("could not write the upstream request: {e}")))
 }
 
 fn plain<'a>(role: &'static str, content: Option<wire::ContentOut<'a>>) -> wire::MessageOut<'a> {
-    wire::MessageOut { role, content, reasoning_content: None, tool_calls: None, tool_call_id: None }
+    wire::MessageOut {
+        role,
+        content,
+        reasoning_content: None,
+        tool_calls: None,
+        tool_call_id: None,
+    }
 }
 
 /// A user message: its tool results first, each as a `tool` message (OpenAI wants them
 /// right after the assistant turn that called); images or documents inside tool results
 /// (a `tool` message carries text only) in one user message after them; then the rest.
-fn encode_user<'a>(parts: &'a [Part], out: &mut Vec<wire::MessageOut<'a>>, target: &Target) -> Result<(), GatewayError> {
+fn encode_user<'a>(
+    parts: &'a [Part],
+    out: &mut Vec<wire::MessageOut<'a>>,
+    target: &Target,
+) -> Result<(), GatewayError> {
     let mut rest = Vec::new();
     let mut from_results = Vec::new();
     let mut only_text = true;
     for p in parts {
         match p {
-            Part::ToolResult { tool_use_id, content, .. } => {
+            Part::ToolResult {
+                tool_use_id,
+                content,
+                ..
+            } => {
                 let mut text = String::new();
                 for c in content {
                     match c {
@@ -640,7 +818,11 @@ fn encode_user<'a>(parts: &'a [Part], out: &mut Vec<wire::MessageOut<'a>>, targe
         }
         wire::ContentOut::Text(s)
     } else {
-        wire::ContentOut::Parts(rest.into_iter().map(|p| media_part(p, target)).collect::<Result<_, _>>()?)
+        wire::ContentOut::Parts(
+            rest.into_iter()
+                .map(|p| media_part(p, target))
+                .collect::<Result<_, _>>()?,
+        )
     };
     out.push(plain("user", Some(content)));
     Ok(())
@@ -650,16 +832,40 @@ fn encode_user<'a>(parts: &'a [Part], out: &mut Vec<wire::MessageOut<'a>>, targe
 fn media_part<'a>(p: &'a Part, target: &Target) -> Result<wire::PartOut<'a>, GatewayError> {
     Ok(match p {
         Part::Text { text, .. } => wire::PartOut::Text { text },
-        Part::Image { source: MediaSource::Base64 { media_type, data }, .. } => {
-            wire::PartOut::ImageUrl { image_url: wire::UrlOut { url: data_url(media_type, data) } }
-        }
-        Part::Image { source: MediaSource::Url(u), .. } => wire::PartOut::ImageUrl { image_url: wire::UrlOut { url: u.clone() } },
-        Part::Document { source: MediaSource::Base64 { media_type, data }, .. } => {
-            wire::PartOut::File { file: wire::FileOut { file_data: data_url(media_type, data) } }
-        }
-        Part::Document { source: MediaSource::Url(_), .. } => return Err(refuse("a document given by URL", target)),
-        Part::ToolUse { .. } | Part::Thinking { .. } | Part::RedactedThinking { .. } | Part::ToolResult { .. } => {
-            return Err(refuse("a tool call or thinking block in a user message", target))
+        Part::Image {
+            source: MediaSource::Base64 { media_type, data },
+            ..
+        } => wire::PartOut::ImageUrl {
+            image_url: wire::UrlOut {
+                url: data_url(media_type, data),
+            },
+        },
+        Part::Image {
+            source: MediaSource::Url(u),
+            ..
+        } => wire::PartOut::ImageUrl {
+            image_url: wire::UrlOut { url: u.clone() },
+        },
+        Part::Document {
+            source: MediaSource::Base64 { media_type, data },
+            ..
+        } => wire::PartOut::File {
+            file: wire::FileOut {
+                file_data: data_url(media_type, data),
+            },
+        },
+        Part::Document {
+            source: MediaSource::Url(_),
+            ..
+        } => return Err(refuse("a document given by URL", target)),
+        Part::ToolUse { .. }
+        | Part::Thinking { .. }
+        | Part::RedactedThinking { .. }
+        | Part::ToolResult { .. } => {
+            return Err(refuse(
+                "a tool call or thinking block in a user message",
+                target,
+            ))
         }
     })
 }
@@ -667,7 +873,10 @@ fn media_part<'a>(p: &'a Part, target: &Target) -> Result<wire::PartOut<'a>, Gat
 /// An assistant turn: text joined as `content`, thinking as `reasoning_content`, tool uses
 /// as `tool_calls`. Redacted thinking is encrypted for Anthropic only: it cannot mean
 /// anything to another upstream and is left out; signatures are left out likewise.
-fn encode_assistant<'a>(parts: &'a [Part], target: &Target) -> Result<wire::MessageOut<'a>, GatewayError> {
+fn encode_assistant<'a>(
+    parts: &'a [Part],
+    target: &Target,
+) -> Result<wire::MessageOut<'a>, GatewayError> {
     let mut text: Option<String> = None;
     let mut reasoning: Option<String> = None;
     let mut calls = Vec::new();
@@ -676,13 +885,21 @@ fn encode_assistant<'a>(parts: &'a [Part], target: &Target) -> Result<wire::Mess
             Part::Text { text: t, .. } => text.get_or_insert_with(String::new).push_str(t),
             Part::Thinking { text: t, .. } => reasoning.get_or_insert_with(String::new).push_str(t),
             Part::RedactedThinking { .. } => {}
-            Part::ToolUse { id, name, input, .. } => calls.push(wire::ToolCallOut {
+            Part::ToolUse {
+                id, name, input, ..
+            } => calls.push(wire::ToolCallOut {
                 id,
                 kind: "function",
-                function: wire::FunctionCallOut { name, arguments: arguments_string(input) },
+                function: wire::FunctionCallOut {
+                    name,
+                    arguments: arguments_string(input),
+                },
             }),
             Part::Image { .. } | Part::Document { .. } | Part::ToolResult { .. } => {
-                return Err(refuse("an image, document or tool result in an assistant message", target))
+                return Err(refuse(
+                    "an image, document or tool result in an assistant message",
+                    target,
+                ))
             }
         }
     }
@@ -708,7 +925,11 @@ fn response_format_out(f: &ResponseFormat) -> Value {
     match f {
         ResponseFormat::Text => json!({"type": "text"}),
         ResponseFormat::JsonObject => json!({"type": "json_object"}),
-        ResponseFormat::JsonSchema { name, schema, strict } => {
+        ResponseFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+        } => {
             // OpenAI requires a name; Anthropic's and Bedrock's formats have none.
             let mut js = json!({"name": name.as_deref().unwrap_or("response"), "schema": schema});
             if let (Some(s), Some(o)) = (strict, js.as_object_mut()) {

@@ -28,7 +28,10 @@ pub(crate) fn stop_from(finish: &str, vllm_stop: Option<&Value>) -> (StopReason,
 /// Neutral → OpenAI `finish_reason`. A reason OpenAI has no name for reads `stop`.
 pub(crate) fn finish_of(stop: &StopReason) -> &'static str {
     match stop {
-        StopReason::EndTurn | StopReason::StopSequence | StopReason::PauseTurn | StopReason::Other(_) => "stop",
+        StopReason::EndTurn
+        | StopReason::StopSequence
+        | StopReason::PauseTurn
+        | StopReason::Other(_) => "stop",
         StopReason::MaxTokens => "length",
         StopReason::ToolUse => "tool_calls",
         StopReason::Refusal => "content_filter",
@@ -39,10 +42,19 @@ pub(crate) fn finish_of(stop: &StopReason) -> &'static str {
 pub(crate) fn usage_from(u: &wire::UsageIn) -> UsageUpdate {
     UsageUpdate {
         input: u.prompt_tokens,
-        cached_input: u.prompt_tokens_details.as_ref().and_then(|d| d.cached_tokens),
-        cache_creation_input: u.prompt_tokens_details.as_ref().and_then(|d| d.cache_creation_tokens),
+        cached_input: u
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cached_tokens),
+        cache_creation_input: u
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cache_creation_tokens),
         output: u.completion_tokens,
-        reasoning: u.completion_tokens_details.as_ref().and_then(|d| d.reasoning_tokens),
+        reasoning: u
+            .completion_tokens_details
+            .as_ref()
+            .and_then(|d| d.reasoning_tokens),
     }
 }
 
@@ -133,7 +145,10 @@ pub(crate) fn thinking_parts(
     let blocks_have_text = blocks.iter().any(|b| b.kind.as_deref() == Some("thinking"));
     if !blocks_have_text {
         if let Some(r) = reasoning.filter(|r| !r.is_empty()) {
-            out.push(Part::Thinking { text: r.to_string(), signature: None });
+            out.push(Part::Thinking {
+                text: r.to_string(),
+                signature: None,
+            });
         }
     }
     for b in blocks {
@@ -159,7 +174,13 @@ pub(crate) fn thinking_parts(
 /// 200 but failed).
 pub fn decode_response(body: &[u8]) -> Result<Response, GatewayError> {
     let parsed: wire::ChatCompletionIn = serde_json::from_slice(body).map_err(|e| {
-        GatewayError::new(502, format!("upstream answer is not a chat completion: {}", clip(&e.to_string(), 200)))
+        GatewayError::new(
+            502,
+            format!(
+                "upstream answer is not a chat completion: {}",
+                clip(&e.to_string(), 200)
+            ),
+        )
     })?;
     if parsed.error.as_ref().is_some_and(|e| !e.is_null()) && parsed.choices.is_none() {
         return Err(decode_error(502, body));
@@ -171,13 +192,19 @@ pub fn decode_response(body: &[u8]) -> Result<Response, GatewayError> {
     let msg = choice.message.unwrap_or_default();
 
     let mut content = Vec::new();
-    let reasoning = msg.reasoning_content.as_deref().or(msg.reasoning.as_deref());
+    let reasoning = msg
+        .reasoning_content
+        .as_deref()
+        .or(msg.reasoning.as_deref());
     thinking_parts(reasoning, msg.thinking_blocks.as_deref(), &mut content);
     let mut text = String::new();
     if let Some(c) = &msg.content {
         content_pieces(c, |thinking, t| {
             if thinking {
-                content.push(Part::Thinking { text: t.to_string(), signature: None });
+                content.push(Part::Thinking {
+                    text: t.to_string(),
+                    signature: None,
+                });
             } else {
                 text.push_str(t);
             }
@@ -193,7 +220,10 @@ pub fn decode_response(body: &[u8]) -> Result<Response, GatewayError> {
         let f = call.function;
         content.push(Part::ToolUse {
             // A server that names no id still needs one for the client to answer.
-            id: call.id.filter(|s| !s.is_empty()).unwrap_or_else(|| format!("call_{i}")),
+            id: call
+                .id
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| format!("call_{i}")),
             name: f.as_ref().and_then(|f| f.name.clone()).unwrap_or_default(),
             input: arguments_value(f.as_ref().and_then(|f| f.arguments.as_ref()), false),
             cache: None,
@@ -226,7 +256,11 @@ pub fn encode_response(resp: &Response, opts: &ClientOpts) -> Vec<u8> {
     } else {
         resp.id.as_str()
     };
-    let model = if resp.model.is_empty() { &opts.model } else { &resp.model };
+    let model = if resp.model.is_empty() {
+        &opts.model
+    } else {
+        &resp.model
+    };
 
     let mut text: Option<String> = None;
     let mut reasoning: Option<String> = None;
@@ -239,16 +273,24 @@ pub fn encode_response(resp: &Response, opts: &ClientOpts) -> Vec<u8> {
             Part::Thinking { text: t, signature } => {
                 reasoning.get_or_insert_with(String::new).push_str(t);
                 keep_blocks |= signature.is_some();
-                blocks.push(wire::ThinkingBlockOut::Thinking { thinking: t, signature: signature.as_deref() });
+                blocks.push(wire::ThinkingBlockOut::Thinking {
+                    thinking: t,
+                    signature: signature.as_deref(),
+                });
             }
             Part::RedactedThinking { data } => {
                 keep_blocks = true;
                 blocks.push(wire::ThinkingBlockOut::Redacted { data });
             }
-            Part::ToolUse { id, name, input, .. } => calls.push(wire::ToolCallOut {
+            Part::ToolUse {
+                id, name, input, ..
+            } => calls.push(wire::ToolCallOut {
                 id,
                 kind: "function",
-                function: wire::FunctionCallOut { name, arguments: arguments_string(input) },
+                function: wire::FunctionCallOut {
+                    name,
+                    arguments: arguments_string(input),
+                },
             }),
             // Not produced by any decoder for an answer.
             Part::Image { .. } | Part::Document { .. } | Part::ToolResult { .. } => {}
@@ -286,7 +328,12 @@ mod tests {
     use serde_json::json;
 
     fn opts() -> ClientOpts {
-        ClientOpts { model: "m".into(), fallback_id: "req1".into(), include_usage: false, created: 7 }
+        ClientOpts {
+            model: "m".into(),
+            fallback_id: "req1".into(),
+            include_usage: false,
+            created: 7,
+        }
     }
 
     #[test]
@@ -306,13 +353,33 @@ mod tests {
         let r = decode_response(body.to_string().as_bytes()).unwrap();
         assert_eq!(r.id, "chatcmpl-1");
         assert_eq!(r.stop, StopReason::ToolUse);
-        assert_eq!(r.content[0], Part::Thinking { text: "think".into(), signature: None });
-        assert_eq!(r.content[1], Part::Text { text: "hi".into(), cache: None });
-        assert!(matches!(&r.content[2], Part::ToolUse { id, input, .. } if id == "call_a" && input == &json!({"x":1})));
+        assert_eq!(
+            r.content[0],
+            Part::Thinking {
+                text: "think".into(),
+                signature: None
+            }
+        );
+        assert_eq!(
+            r.content[1],
+            Part::Text {
+                text: "hi".into(),
+                cache: None
+            }
+        );
+        assert!(
+            matches!(&r.content[2], Part::ToolUse { id, input, .. } if id == "call_a" && input == &json!({"x":1}))
+        );
         assert!(matches!(&r.content[3], Part::ToolUse { input, .. } if input == &json!({})));
         assert_eq!(
             r.usage,
-            UsageUpdate { input: Some(10), cached_input: Some(4), cache_creation_input: Some(2), output: Some(5), reasoning: Some(3) }
+            UsageUpdate {
+                input: Some(10),
+                cached_input: Some(4),
+                cache_creation_input: Some(2),
+                output: Some(5),
+                reasoning: Some(3)
+            }
         );
     }
 
@@ -322,18 +389,32 @@ mod tests {
             "content": "a", "reasoning_content": "t",
             "thinking_blocks": [{"type": "thinking", "thinking": "t", "signature": "sig"}, {"type": "redacted_thinking", "data": "xx"}]}}]});
         let r = decode_response(body.to_string().as_bytes()).unwrap();
-        assert_eq!(r.content[0], Part::Thinking { text: "t".into(), signature: Some("sig".into()) });
+        assert_eq!(
+            r.content[0],
+            Part::Thinking {
+                text: "t".into(),
+                signature: Some("sig".into())
+            }
+        );
         assert_eq!(r.content[1], Part::RedactedThinking { data: "xx".into() });
         assert_eq!(r.content.len(), 3);
     }
 
     #[test]
     fn finish_reasons() {
-        for (f, s) in [("stop", StopReason::EndTurn), ("length", StopReason::MaxTokens), ("function_call", StopReason::ToolUse),
-            ("content_filter", StopReason::Refusal), ("weird", StopReason::Other("weird".into()))] {
+        for (f, s) in [
+            ("stop", StopReason::EndTurn),
+            ("length", StopReason::MaxTokens),
+            ("function_call", StopReason::ToolUse),
+            ("content_filter", StopReason::Refusal),
+            ("weird", StopReason::Other("weird".into())),
+        ] {
             assert_eq!(stop_from(f, None).0, s);
         }
-        assert_eq!(stop_from("stop", Some(&json!("###"))), (StopReason::StopSequence, Some("###".into())));
+        assert_eq!(
+            stop_from("stop", Some(&json!("###"))),
+            (StopReason::StopSequence, Some("###".into()))
+        );
     }
 
     #[test]
@@ -341,20 +422,43 @@ mod tests {
         let e = decode_response(br#"{"error":{"message":"overloaded","type":"x"}}"#).unwrap_err();
         assert_eq!((e.status, e.message.as_str()), (502, "overloaded"));
         assert_eq!(decode_response(b"nope").unwrap_err().status, 502);
-        assert_eq!(decode_response(br#"{"choices":[]}"#).unwrap_err().status, 502);
+        assert_eq!(
+            decode_response(br#"{"choices":[]}"#).unwrap_err().status,
+            502
+        );
     }
 
     #[test]
     fn encodes_with_fallbacks_and_thinking_blocks() {
         let resp = Response {
             content: vec![
-                Part::Thinking { text: "hm".into(), signature: Some("s".into()) },
-                Part::Text { text: "a".into(), cache: None },
-                Part::Text { text: "b".into(), cache: None },
-                Part::ToolUse { id: "toolu_1".into(), name: "f".into(), input: json!({"k": "v"}), cache: None },
+                Part::Thinking {
+                    text: "hm".into(),
+                    signature: Some("s".into()),
+                },
+                Part::Text {
+                    text: "a".into(),
+                    cache: None,
+                },
+                Part::Text {
+                    text: "b".into(),
+                    cache: None,
+                },
+                Part::ToolUse {
+                    id: "toolu_1".into(),
+                    name: "f".into(),
+                    input: json!({"k": "v"}),
+                    cache: None,
+                },
             ],
             stop: StopReason::ToolUse,
-            usage: UsageUpdate { input: Some(100), cached_input: Some(80), cache_creation_input: Some(0), output: Some(9), reasoning: None },
+            usage: UsageUpdate {
+                input: Some(100),
+                cached_input: Some(80),
+                cache_creation_input: Some(0),
+                output: Some(9),
+                reasoning: None,
+            },
             ..Default::default()
         };
         let v: Value = serde_json::from_slice(&encode_response(&resp, &opts())).unwrap();
@@ -364,19 +468,31 @@ mod tests {
         let m = &v["choices"][0]["message"];
         assert_eq!(m["content"], "ab");
         assert_eq!(m["reasoning_content"], "hm");
-        assert_eq!(m["thinking_blocks"], json!([{"type": "thinking", "thinking": "hm", "signature": "s"}]));
-        assert_eq!(m["tool_calls"][0], json!({"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": "{\"k\":\"v\"}"}}));
+        assert_eq!(
+            m["thinking_blocks"],
+            json!([{"type": "thinking", "thinking": "hm", "signature": "s"}])
+        );
+        assert_eq!(
+            m["tool_calls"][0],
+            json!({"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": "{\"k\":\"v\"}"}})
+        );
         assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(v["choices"][0]["logprobs"], Value::Null);
-        assert_eq!(v["usage"], json!({"prompt_tokens": 100, "completion_tokens": 9, "total_tokens": 109,
-            "prompt_tokens_details": {"cached_tokens": 80}, "completion_tokens_details": {"reasoning_tokens": 0}}));
+        assert_eq!(
+            v["usage"],
+            json!({"prompt_tokens": 100, "completion_tokens": 9, "total_tokens": 109,
+            "prompt_tokens_details": {"cached_tokens": 80}, "completion_tokens_details": {"reasoning_tokens": 0}})
+        );
     }
 
     #[test]
     fn encodes_empty_content_and_no_blocks_without_signature() {
         let resp = Response {
             id: "x".into(),
-            content: vec![Part::Thinking { text: "t".into(), signature: None }],
+            content: vec![Part::Thinking {
+                text: "t".into(),
+                signature: None,
+            }],
             ..Default::default()
         };
         let v: Value = serde_json::from_slice(&encode_response(&resp, &opts())).unwrap();

@@ -68,7 +68,13 @@ struct State {
 
 impl Decoder {
     pub fn new(max_event: usize) -> Self {
-        Decoder { framing: SseFraming::new(max_event), state: State { max_event, ..State::default() } }
+        Decoder {
+            framing: SseFraming::new(max_event),
+            state: State {
+                max_event,
+                ..State::default()
+            },
+        }
     }
 }
 
@@ -130,20 +136,33 @@ impl State {
             return Ok(());
         }
         let chunk: wire::ChunkIn = serde_json::from_slice(data).map_err(|e| {
-            GatewayError::new(502, format!("upstream sent a stream chunk that is not JSON: {}", clip(&e.to_string(), 200)))
+            GatewayError::new(
+                502,
+                format!(
+                    "upstream sent a stream chunk that is not JSON: {}",
+                    clip(&e.to_string(), 200)
+                ),
+            )
         })?;
         if let Some(err) = in_band_error(&chunk) {
             self.ended = true;
             out.push(Event::Error(err));
             return Ok(());
         }
-        let choice = chunk.choices.unwrap_or_default().into_iter().find(|c| c.index.unwrap_or(0) == 0);
+        let choice = chunk
+            .choices
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.index.unwrap_or(0) == 0);
         if choice.is_none() && chunk.usage.is_none() {
             return Ok(());
         }
         if !self.started {
             self.started = true;
-            out.push(Event::Start { id: chunk.id.unwrap_or_default(), model: chunk.model.unwrap_or_default() });
+            out.push(Event::Start {
+                id: chunk.id.unwrap_or_default(),
+                model: chunk.model.unwrap_or_default(),
+            });
         }
         if let Some(choice) = choice {
             if let Some(delta) = choice.delta {
@@ -163,7 +182,11 @@ impl State {
     }
 
     fn delta(&mut self, d: wire::DeltaIn, out: &mut Vec<Event>) {
-        let reasoning = d.reasoning_content.as_deref().filter(|s| !s.is_empty()).or(d.reasoning.as_deref());
+        let reasoning = d
+            .reasoning_content
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .or(d.reasoning.as_deref());
         let had_reasoning = reasoning.is_some_and(|r| !r.is_empty());
         if let Some(r) = reasoning {
             self.piece(Kind::Thinking, r, out);
@@ -177,14 +200,20 @@ impl State {
                     }
                     if let Some(sig) = b.signature.as_deref().filter(|s| !s.is_empty()) {
                         let index = self.ensure_open(Kind::Thinking, out);
-                        out.push(Event::Delta { index, delta: Delta::Signature(sig.to_string()) });
+                        out.push(Event::Delta {
+                            index,
+                            delta: Delta::Signature(sig.to_string()),
+                        });
                     }
                 }
                 Some("redacted_thinking") => {
                     if let Some(data) = &b.data {
                         self.close_open(out);
                         let index = self.take_index();
-                        out.push(Event::BlockStart { index, block: Block::RedactedThinking { data: data.clone() } });
+                        out.push(Event::BlockStart {
+                            index,
+                            block: Block::RedactedThinking { data: data.clone() },
+                        });
                         out.push(Event::BlockStop { index });
                     }
                 }
@@ -261,12 +290,17 @@ impl State {
             ),
             None => (None, String::new()),
         };
-        let mut slot = self.tools.iter().position(|t| t.open && t.openai_index == k);
+        let mut slot = self
+            .tools
+            .iter()
+            .position(|t| t.open && t.openai_index == k);
         if let (Some(s), Some(new_id)) = (slot, id.as_deref()) {
             if self.tools[s].id != new_id {
                 // The index was reused for another call: the earlier one is complete.
                 self.tools[s].open = false;
-                out.push(Event::BlockStop { index: self.tools[s].block });
+                out.push(Event::BlockStop {
+                    index: self.tools[s].block,
+                });
                 slot = None;
             }
         }
@@ -281,23 +315,39 @@ impl State {
                 let id = id.unwrap_or_else(|| format!("call_{block}"));
                 out.push(Event::BlockStart {
                     index: block,
-                    block: Block::ToolUse { id: id.clone(), name: name.unwrap_or_default() },
+                    block: Block::ToolUse {
+                        id: id.clone(),
+                        name: name.unwrap_or_default(),
+                    },
                 });
-                self.tools.push(ToolSlot { openai_index: k, block, id, open: true });
+                self.tools.push(ToolSlot {
+                    openai_index: k,
+                    block,
+                    id,
+                    open: true,
+                });
                 block
             }
         };
         if !args.is_empty() {
-            out.push(Event::Delta { index: block, delta: Delta::ToolArgs(args) });
+            out.push(Event::Delta {
+                index: block,
+                delta: Delta::ToolArgs(args),
+            });
         }
     }
 
     /// Every open block closes, in the order they opened.
     fn close_all(&mut self, out: &mut Vec<Event>) {
-        let mut open: Vec<usize> = self.tools.iter_mut().filter(|t| t.open).map(|t| {
-            t.open = false;
-            t.block
-        }).collect();
+        let mut open: Vec<usize> = self
+            .tools
+            .iter_mut()
+            .filter(|t| t.open)
+            .map(|t| {
+                t.open = false;
+                t.block
+            })
+            .collect();
         if let Some((index, _)) = self.open.take() {
             open.push(index);
         }
@@ -326,7 +376,10 @@ fn in_band_error(chunk: &wire::ChunkIn) -> Option<GatewayError> {
             .as_ref()
             .and_then(|c| status_named(&serde_json::json!({ "code": c })))
             .unwrap_or(502);
-        let message = chunk.message.clone().unwrap_or_else(|| "upstream stream failed".to_string());
+        let message = chunk
+            .message
+            .clone()
+            .unwrap_or_else(|| "upstream stream failed".to_string());
         return Some(GatewayError::new(status, message));
     }
     None
@@ -360,15 +413,31 @@ impl Encoder {
     pub fn new(opts: ClientOpts) -> Self {
         let id = format!("chatcmpl-{}", opts.fallback_id);
         let model = opts.model.clone();
-        Encoder { opts, id, model, usage: UsageUpdate::default(), tools: Vec::new(), ended: false }
+        Encoder {
+            opts,
+            id,
+            model,
+            usage: UsageUpdate::default(),
+            tools: Vec::new(),
+            ended: false,
+        }
     }
 
     fn chunk(&self, delta: wire::DeltaOut<'_>, finish: Option<&'static str>, out: &mut Vec<u8>) {
-        let choices = [wire::ChunkChoiceOut { index: 0, delta, finish_reason: finish }];
+        let choices = [wire::ChunkChoiceOut {
+            index: 0,
+            delta,
+            finish_reason: finish,
+        }];
         self.write(&choices, None, out);
     }
 
-    fn write(&self, choices: &[wire::ChunkChoiceOut<'_>], usage: Option<wire::UsageOut>, out: &mut Vec<u8>) {
+    fn write(
+        &self,
+        choices: &[wire::ChunkChoiceOut<'_>],
+        usage: Option<wire::UsageOut>,
+        out: &mut Vec<u8>,
+    ) {
         let c = wire::ChunkOut {
             id: &self.id,
             object: "chat.completion.chunk",
@@ -384,7 +453,10 @@ impl Encoder {
     }
 
     fn tool_index(&self, block: usize) -> Option<usize> {
-        self.tools.iter().find(|(b, _)| *b == block).map(|(_, k)| *k)
+        self.tools
+            .iter()
+            .find(|(b, _)| *b == block)
+            .map(|(_, k)| *k)
     }
 }
 
@@ -401,7 +473,15 @@ impl StreamEncoder for Encoder {
                 if !model.is_empty() {
                     self.model.clone_from(model);
                 }
-                self.chunk(wire::DeltaOut { role: Some("assistant"), content: Some(""), ..Default::default() }, None, out);
+                self.chunk(
+                    wire::DeltaOut {
+                        role: Some("assistant"),
+                        content: Some(""),
+                        ..Default::default()
+                    },
+                    None,
+                    out,
+                );
             }
             Event::BlockStart { index, block } => match block {
                 Block::ToolUse { id, name } => {
@@ -411,26 +491,63 @@ impl StreamEncoder for Encoder {
                         index: k,
                         id: Some(id),
                         kind: Some("function"),
-                        function: wire::FunctionDeltaOut { name: Some(name), arguments: "" },
+                        function: wire::FunctionDeltaOut {
+                            name: Some(name),
+                            arguments: "",
+                        },
                     };
-                    self.chunk(wire::DeltaOut { tool_calls: Some([call]), ..Default::default() }, None, out);
+                    self.chunk(
+                        wire::DeltaOut {
+                            tool_calls: Some([call]),
+                            ..Default::default()
+                        },
+                        None,
+                        out,
+                    );
                 }
                 Block::RedactedThinking { data } => {
                     let b = wire::ThinkingBlockOut::Redacted { data };
-                    self.chunk(wire::DeltaOut { thinking_blocks: Some([b]), ..Default::default() }, None, out);
+                    self.chunk(
+                        wire::DeltaOut {
+                            thinking_blocks: Some([b]),
+                            ..Default::default()
+                        },
+                        None,
+                        out,
+                    );
                 }
                 Block::Text | Block::Thinking => {}
             },
             Event::Delta { index, delta } => match delta {
-                Delta::Text(s) if !s.is_empty() => {
-                    self.chunk(wire::DeltaOut { content: Some(s), ..Default::default() }, None, out)
-                }
-                Delta::Thinking(s) if !s.is_empty() => {
-                    self.chunk(wire::DeltaOut { reasoning_content: Some(s), ..Default::default() }, None, out)
-                }
+                Delta::Text(s) if !s.is_empty() => self.chunk(
+                    wire::DeltaOut {
+                        content: Some(s),
+                        ..Default::default()
+                    },
+                    None,
+                    out,
+                ),
+                Delta::Thinking(s) if !s.is_empty() => self.chunk(
+                    wire::DeltaOut {
+                        reasoning_content: Some(s),
+                        ..Default::default()
+                    },
+                    None,
+                    out,
+                ),
                 Delta::Signature(sig) if !sig.is_empty() => {
-                    let b = wire::ThinkingBlockOut::Thinking { thinking: "", signature: Some(sig) };
-                    self.chunk(wire::DeltaOut { thinking_blocks: Some([b]), ..Default::default() }, None, out);
+                    let b = wire::ThinkingBlockOut::Thinking {
+                        thinking: "",
+                        signature: Some(sig),
+                    };
+                    self.chunk(
+                        wire::DeltaOut {
+                            thinking_blocks: Some([b]),
+                            ..Default::default()
+                        },
+                        None,
+                        out,
+                    );
                 }
                 Delta::ToolArgs(s) if !s.is_empty() => {
                     // Arguments for a block never opened as a tool have nowhere to go.
@@ -439,16 +556,28 @@ impl StreamEncoder for Encoder {
                             index: k,
                             id: None,
                             kind: None,
-                            function: wire::FunctionDeltaOut { name: None, arguments: s },
+                            function: wire::FunctionDeltaOut {
+                                name: None,
+                                arguments: s,
+                            },
                         };
-                        self.chunk(wire::DeltaOut { tool_calls: Some([call]), ..Default::default() }, None, out);
+                        self.chunk(
+                            wire::DeltaOut {
+                                tool_calls: Some([call]),
+                                ..Default::default()
+                            },
+                            None,
+                            out,
+                        );
                     }
                 }
                 _ => {}
             },
             Event::BlockStop { .. } => {}
             Event::Usage(u) => self.usage.merge(u),
-            Event::Stop { reason, .. } => self.chunk(wire::DeltaOut::default(), Some(finish_of(reason)), out),
+            Event::Stop { reason, .. } => {
+                self.chunk(wire::DeltaOut::default(), Some(finish_of(reason)), out)
+            }
             Event::Error(e) => self.terminal_error(e, out),
             Event::Done => {
                 if self.opts.include_usage {

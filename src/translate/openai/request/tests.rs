@@ -6,7 +6,11 @@ fn decode(v: Value) -> Result<Request, GatewayError> {
 }
 
 fn target(provider: &str) -> Target<'_> {
-    Target { provider, model: "up-model", default_max_tokens: 4096 }
+    Target {
+        provider,
+        model: "up-model",
+        default_max_tokens: 4096,
+    }
 }
 
 fn encode(req: &Request, provider: &str) -> Value {
@@ -33,10 +37,19 @@ fn system_developer_and_roles() {
         {"role": "system", "content": "later"},
     ]}))
     .unwrap();
-    assert_eq!(r.system, vec![
-        Part::Text { text: "a".into(), cache: None },
-        Part::Text { text: "b".into(), cache: Some(json!({"type": "ephemeral"})) },
-    ]);
+    assert_eq!(
+        r.system,
+        vec![
+            Part::Text {
+                text: "a".into(),
+                cache: None
+            },
+            Part::Text {
+                text: "b".into(),
+                cache: Some(json!({"type": "ephemeral"}))
+            },
+        ]
+    );
     assert_eq!(r.messages.len(), 2);
     assert_eq!(r.messages[1].role, Role::System);
     assert!(r.untranslatable.is_empty());
@@ -54,10 +67,40 @@ fn user_media_parts() {
     ]}]}))
     .unwrap();
     let c = &r.messages[0].content;
-    assert_eq!(c[1], Part::Image { source: MediaSource::Base64 { media_type: "image/jpeg".into(), data: "AAAA".into() }, cache: None });
-    assert_eq!(c[2], Part::Image { source: MediaSource::Url("https://x/y.png".into()), cache: None });
-    assert_eq!(c[3], Part::Document { source: MediaSource::Base64 { media_type: "application/pdf".into(), data: "JVBE".into() }, cache: None });
-    assert_eq!(r.untranslatable, vec!["messages[0].content[4].type=input_audio", "messages[0].content[5].file.file_id"]);
+    assert_eq!(
+        c[1],
+        Part::Image {
+            source: MediaSource::Base64 {
+                media_type: "image/jpeg".into(),
+                data: "AAAA".into()
+            },
+            cache: None
+        }
+    );
+    assert_eq!(
+        c[2],
+        Part::Image {
+            source: MediaSource::Url("https://x/y.png".into()),
+            cache: None
+        }
+    );
+    assert_eq!(
+        c[3],
+        Part::Document {
+            source: MediaSource::Base64 {
+                media_type: "application/pdf".into(),
+                data: "JVBE".into()
+            },
+            cache: None
+        }
+    );
+    assert_eq!(
+        r.untranslatable,
+        vec![
+            "messages[0].content[4].type=input_audio",
+            "messages[0].content[5].file.file_id"
+        ]
+    );
     let e = decode(json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}]}]})).unwrap_err();
     assert_eq!(e.status, 400);
 }
@@ -74,18 +117,61 @@ fn assistant_order_thinking_text_tools() {
         ]}]}))
     .unwrap();
     let c = &r.messages[0].content;
-    assert_eq!(c[0], Part::Thinking { text: "hm".into(), signature: Some("sig".into()) });
+    assert_eq!(
+        c[0],
+        Part::Thinking {
+            text: "hm".into(),
+            signature: Some("sig".into())
+        }
+    );
     assert_eq!(c[1], Part::RedactedThinking { data: "enc".into() });
-    assert_eq!(c[2], Part::Text { text: "answer".into(), cache: None });
-    assert_eq!(c[3], Part::Text { text: "no".into(), cache: None });
-    assert_eq!(c[4], Part::ToolUse { id: "call_1".into(), name: "f".into(), input: json!({"a": 1}), cache: None });
-    assert_eq!(c[5], Part::ToolUse { id: "call_2".into(), name: "g".into(), input: json!("not json"), cache: None });
+    assert_eq!(
+        c[2],
+        Part::Text {
+            text: "answer".into(),
+            cache: None
+        }
+    );
+    assert_eq!(
+        c[3],
+        Part::Text {
+            text: "no".into(),
+            cache: None
+        }
+    );
+    assert_eq!(
+        c[4],
+        Part::ToolUse {
+            id: "call_1".into(),
+            name: "f".into(),
+            input: json!({"a": 1}),
+            cache: None
+        }
+    );
+    assert_eq!(
+        c[5],
+        Part::ToolUse {
+            id: "call_2".into(),
+            name: "g".into(),
+            input: json!("not json"),
+            cache: None
+        }
+    );
 }
 
 #[test]
 fn reasoning_content_alone_is_thinking() {
-    let r = decode(json!({"messages": [{"role": "assistant", "content": null, "reasoning_content": "r"}]})).unwrap();
-    assert_eq!(r.messages[0].content, vec![Part::Thinking { text: "r".into(), signature: None }]);
+    let r = decode(
+        json!({"messages": [{"role": "assistant", "content": null, "reasoning_content": "r"}]}),
+    )
+    .unwrap();
+    assert_eq!(
+        r.messages[0].content,
+        vec![Part::Thinking {
+            text: "r".into(),
+            signature: None
+        }]
+    );
 }
 
 #[test]
@@ -101,8 +187,10 @@ fn consecutive_tool_messages_make_one_user_message() {
     assert_eq!(r.messages.len(), 4);
     assert_eq!(r.messages[2].role, Role::User);
     assert_eq!(r.messages[2].content.len(), 2);
-    assert!(matches!(&r.messages[2].content[1], Part::ToolResult { tool_use_id, content, .. }
-        if tool_use_id == "b" && content == &vec![Part::Text { text: "two".into(), cache: None }]));
+    assert!(
+        matches!(&r.messages[2].content[1], Part::ToolResult { tool_use_id, content, .. }
+        if tool_use_id == "b" && content == &vec![Part::Text { text: "two".into(), cache: None }])
+    );
     assert!(r.untranslatable.is_empty());
     let e = decode(json!({"messages": [{"role": "tool", "content": "x"}]})).unwrap_err();
     assert_eq!(e.param, Some("messages"));
@@ -119,16 +207,32 @@ fn scalar_fields() {
         "presence_penalty": 0, "tool_choice": null}))
     .unwrap();
     assert_eq!(r.max_tokens, Some(20));
-    assert_eq!((r.temperature, r.top_p, r.top_k), (Some(0.5), Some(0.9), Some(40)));
+    assert_eq!(
+        (r.temperature, r.top_p, r.top_k),
+        (Some(0.5), Some(0.9), Some(40))
+    );
     assert_eq!(r.stop, vec!["###"]);
     assert!(r.stream && r.include_usage);
     assert_eq!(r.parallel_tool_calls, Some(false));
     assert_eq!(r.user.as_deref(), Some("u1"));
     assert_eq!(r.reasoning_effort.as_deref(), Some("low"));
-    assert_eq!(r.thinking, Some(json!({"type": "enabled", "budget_tokens": 2000})));
+    assert_eq!(
+        r.thinking,
+        Some(json!({"type": "enabled", "budget_tokens": 2000}))
+    );
     assert!(r.untranslatable.is_empty(), "{:?}", r.untranslatable);
-    assert_eq!(decode(json!({"messages": [], "stop": ["a", "b"]})).unwrap().stop, vec!["a", "b"]);
-    assert_eq!(decode(json!({"messages": [], "max_tokens": -1})).unwrap_err().param, Some("max_tokens"));
+    assert_eq!(
+        decode(json!({"messages": [], "stop": ["a", "b"]}))
+            .unwrap()
+            .stop,
+        vec!["a", "b"]
+    );
+    assert_eq!(
+        decode(json!({"messages": [], "max_tokens": -1}))
+            .unwrap_err()
+            .param,
+        Some("max_tokens")
+    );
 }
 
 #[test]
@@ -143,32 +247,71 @@ fn untranslatable_fields_are_named() {
     .unwrap();
     let mut u = r.untranslatable.clone();
     u.sort();
-    let mut want = vec!["messages[0].name", "messages[1].role=function", "n", "logprobs", "top_logprobs", "logit_bias",
-        "frequency_penalty", "audio", "modalities", "web_search_options", "functions", "function_call", "verbosity",
-        "min_p", "tools[1].type"];
+    let mut want = vec![
+        "messages[0].name",
+        "messages[1].role=function",
+        "n",
+        "logprobs",
+        "top_logprobs",
+        "logit_bias",
+        "frequency_penalty",
+        "audio",
+        "modalities",
+        "web_search_options",
+        "functions",
+        "function_call",
+        "verbosity",
+        "min_p",
+        "tools[1].type",
+    ];
     want.sort();
     assert_eq!(u, want);
     assert_eq!(r.tools.len(), 1);
-    assert_eq!(r.tools[0].schema, json!({"type": "object", "properties": {}}));
+    assert_eq!(
+        r.tools[0].schema,
+        json!({"type": "object", "properties": {}})
+    );
 }
 
 #[test]
 fn tool_choice_and_response_format() {
-    let tc = |v: Value| decode(json!({"messages": [], "tool_choice": v})).map(|r| (r.tool_choice, r.untranslatable));
+    let tc = |v: Value| {
+        decode(json!({"messages": [], "tool_choice": v})).map(|r| (r.tool_choice, r.untranslatable))
+    };
     assert_eq!(tc(json!("auto")).unwrap().0, Some(ToolChoice::Auto));
     assert_eq!(tc(json!("none")).unwrap().0, Some(ToolChoice::None));
     assert_eq!(tc(json!("required")).unwrap().0, Some(ToolChoice::Any));
-    assert_eq!(tc(json!({"type": "function", "function": {"name": "f"}})).unwrap().0, Some(ToolChoice::Tool("f".into())));
-    assert_eq!(tc(json!({"type": "allowed_tools", "allowed_tools": {}})).unwrap().1, vec!["tool_choice"]);
-    assert_eq!(tc(json!("sometimes")).unwrap_err().param, Some("tool_choice"));
+    assert_eq!(
+        tc(json!({"type": "function", "function": {"name": "f"}}))
+            .unwrap()
+            .0,
+        Some(ToolChoice::Tool("f".into()))
+    );
+    assert_eq!(
+        tc(json!({"type": "allowed_tools", "allowed_tools": {}}))
+            .unwrap()
+            .1,
+        vec!["tool_choice"]
+    );
+    assert_eq!(
+        tc(json!("sometimes")).unwrap_err().param,
+        Some("tool_choice")
+    );
 
-    let rf = |v: Value| decode(json!({"messages": [], "response_format": v})).map(|r| r.response_format);
-    assert_eq!(rf(json!({"type": "json_object"})).unwrap(), Some(ResponseFormat::JsonObject));
+    let rf =
+        |v: Value| decode(json!({"messages": [], "response_format": v})).map(|r| r.response_format);
+    assert_eq!(
+        rf(json!({"type": "json_object"})).unwrap(),
+        Some(ResponseFormat::JsonObject)
+    );
     assert_eq!(
         rf(json!({"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "object"}, "strict": true}})).unwrap(),
         Some(ResponseFormat::JsonSchema { name: Some("n".into()), schema: json!({"type": "object"}), strict: Some(true) })
     );
-    assert_eq!(rf(json!({"type": "yaml"})).unwrap_err().param, Some("response_format"));
+    assert_eq!(
+        rf(json!({"type": "yaml"})).unwrap_err().param,
+        Some("response_format")
+    );
 }
 
 #[test]
@@ -176,14 +319,23 @@ fn cache_control_on_tools_and_messages() {
     let r = decode(json!({"messages": [{"role": "user", "content": "x", "cache_control": {"type": "ephemeral"}}],
         "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}, "cache_control": {"type": "ephemeral"}}]}))
     .unwrap();
-    assert_eq!(r.messages[0].content[0], Part::Text { text: "x".into(), cache: Some(json!({"type": "ephemeral"})) });
+    assert_eq!(
+        r.messages[0].content[0],
+        Part::Text {
+            text: "x".into(),
+            cache: Some(json!({"type": "ephemeral"}))
+        }
+    );
     assert_eq!(r.tools[0].cache, Some(json!({"type": "ephemeral"})));
 }
 
 // ───────────── encode ─────────────
 
 fn text(t: &str) -> Part {
-    Part::Text { text: t.into(), cache: None }
+    Part::Text {
+        text: t.into(),
+        cache: None,
+    }
 }
 
 #[test]
@@ -192,23 +344,68 @@ fn encodes_system_users_and_tool_results_in_order() {
         model: "client-model".into(),
         system: vec![text("s1"), text("s2")],
         messages: vec![
-            Message { role: Role::User, content: vec![text("hi"), text("there")] },
-            Message { role: Role::Assistant, content: vec![
-                Part::Thinking { text: "think".into(), signature: Some("sig".into()) },
-                Part::RedactedThinking { data: "x".into() },
-                text("calling"),
-                Part::ToolUse { id: "toolu_1".into(), name: "f".into(), input: json!({"a": [1, 2]}), cache: None },
-                Part::ToolUse { id: "toolu_2".into(), name: "g".into(), input: json!("raw{"), cache: None },
-            ] },
-            Message { role: Role::User, content: vec![
-                Part::ToolResult { tool_use_id: "toolu_1".into(), content: vec![text("r1"), Part::Image {
-                    source: MediaSource::Base64 { media_type: "image/png".into(), data: "AA".into() }, cache: None }],
-                    is_error: false, cache: None },
-                Part::ToolResult { tool_use_id: "toolu_2".into(), content: vec![text("r2")], is_error: true, cache: None },
-                text("thanks"),
-                Part::Image { source: MediaSource::Url("https://i".into()), cache: None },
-            ] },
-            Message { role: Role::System, content: vec![text("mid")] },
+            Message {
+                role: Role::User,
+                content: vec![text("hi"), text("there")],
+            },
+            Message {
+                role: Role::Assistant,
+                content: vec![
+                    Part::Thinking {
+                        text: "think".into(),
+                        signature: Some("sig".into()),
+                    },
+                    Part::RedactedThinking { data: "x".into() },
+                    text("calling"),
+                    Part::ToolUse {
+                        id: "toolu_1".into(),
+                        name: "f".into(),
+                        input: json!({"a": [1, 2]}),
+                        cache: None,
+                    },
+                    Part::ToolUse {
+                        id: "toolu_2".into(),
+                        name: "g".into(),
+                        input: json!("raw{"),
+                        cache: None,
+                    },
+                ],
+            },
+            Message {
+                role: Role::User,
+                content: vec![
+                    Part::ToolResult {
+                        tool_use_id: "toolu_1".into(),
+                        content: vec![
+                            text("r1"),
+                            Part::Image {
+                                source: MediaSource::Base64 {
+                                    media_type: "image/png".into(),
+                                    data: "AA".into(),
+                                },
+                                cache: None,
+                            },
+                        ],
+                        is_error: false,
+                        cache: None,
+                    },
+                    Part::ToolResult {
+                        tool_use_id: "toolu_2".into(),
+                        content: vec![text("r2")],
+                        is_error: true,
+                        cache: None,
+                    },
+                    text("thanks"),
+                    Part::Image {
+                        source: MediaSource::Url("https://i".into()),
+                        cache: None,
+                    },
+                ],
+            },
+            Message {
+                role: Role::System,
+                content: vec![text("mid")],
+            },
         ],
         max_tokens: Some(100),
         stream: true,
@@ -222,21 +419,46 @@ fn encodes_system_users_and_tool_results_in_order() {
     let m = v["messages"].as_array().unwrap();
     assert_eq!(m[0], json!({"role": "system", "content": "s1\n\ns2"}));
     assert_eq!(m[1], json!({"role": "user", "content": "hi\n\nthere"}));
-    assert_eq!(m[2], json!({"role": "assistant", "content": "calling", "reasoning_content": "think", "tool_calls": [
+    assert_eq!(
+        m[2],
+        json!({"role": "assistant", "content": "calling", "reasoning_content": "think", "tool_calls": [
         {"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": "{\"a\":[1,2]}"}},
-        {"id": "toolu_2", "type": "function", "function": {"name": "g", "arguments": "raw{"}}]}));
-    assert_eq!(m[3], json!({"role": "tool", "tool_call_id": "toolu_1", "content": "r1"}));
-    assert_eq!(m[4], json!({"role": "tool", "tool_call_id": "toolu_2", "content": "r2"}));
-    assert_eq!(m[5], json!({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]}));
-    assert_eq!(m[6], json!({"role": "user", "content": [{"type": "text", "text": "thanks"}, {"type": "image_url", "image_url": {"url": "https://i"}}]}));
+        {"id": "toolu_2", "type": "function", "function": {"name": "g", "arguments": "raw{"}}]})
+    );
+    assert_eq!(
+        m[3],
+        json!({"role": "tool", "tool_call_id": "toolu_1", "content": "r1"})
+    );
+    assert_eq!(
+        m[4],
+        json!({"role": "tool", "tool_call_id": "toolu_2", "content": "r2"})
+    );
+    assert_eq!(
+        m[5],
+        json!({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]})
+    );
+    assert_eq!(
+        m[6],
+        json!({"role": "user", "content": [{"type": "text", "text": "thanks"}, {"type": "image_url", "image_url": {"url": "https://i"}}]})
+    );
     assert_eq!(m[7], json!({"role": "system", "content": "mid"}));
     assert_eq!(m.len(), 8);
 }
 
 #[test]
 fn assistant_with_only_tools_has_null_content() {
-    let req = Request { messages: vec![Message { role: Role::Assistant, content: vec![
-        Part::ToolUse { id: "c".into(), name: "f".into(), input: json!({}), cache: None }] }], ..Default::default() };
+    let req = Request {
+        messages: vec![Message {
+            role: Role::Assistant,
+            content: vec![Part::ToolUse {
+                id: "c".into(),
+                name: "f".into(),
+                input: json!({}),
+                cache: None,
+            }],
+        }],
+        ..Default::default()
+    };
     let v = encode(&req, "openai");
     assert_eq!(v["messages"][0]["content"], Value::Null);
     assert!(v.get("stream").is_none() && v.get("stream_options").is_none());
@@ -244,17 +466,42 @@ fn assistant_with_only_tools_has_null_content() {
 
 #[test]
 fn documents_as_file_parts_and_url_documents_refused() {
-    let doc = |source| Request { messages: vec![Message { role: Role::User, content: vec![Part::Document { source, cache: None }] }], ..Default::default() };
-    let v = encode(&doc(MediaSource::Base64 { media_type: "application/pdf".into(), data: "JV".into() }), "vllm");
-    assert_eq!(v["messages"][0]["content"][0], json!({"type": "file", "file": {"file_data": "data:application/pdf;base64,JV"}}));
-    let e = encode_request(&doc(MediaSource::Url("https://d.pdf".into())), &target("vllm")).unwrap_err();
+    let doc = |source| Request {
+        messages: vec![Message {
+            role: Role::User,
+            content: vec![Part::Document {
+                source,
+                cache: None,
+            }],
+        }],
+        ..Default::default()
+    };
+    let v = encode(
+        &doc(MediaSource::Base64 {
+            media_type: "application/pdf".into(),
+            data: "JV".into(),
+        }),
+        "vllm",
+    );
+    assert_eq!(
+        v["messages"][0]["content"][0],
+        json!({"type": "file", "file": {"file_data": "data:application/pdf;base64,JV"}})
+    );
+    let e = encode_request(
+        &doc(MediaSource::Url("https://d.pdf".into())),
+        &target("vllm"),
+    )
+    .unwrap_err();
     assert_eq!(e.status, 400);
     assert!(e.message.contains("`vllm`"));
 }
 
 #[test]
 fn top_k_refused_for_openai_only() {
-    let req = Request { top_k: Some(5), ..Default::default() };
+    let req = Request {
+        top_k: Some(5),
+        ..Default::default()
+    };
     let e = encode_request(&req, &target("openai")).unwrap_err();
     assert_eq!(e.status, 400);
     assert!(e.message.contains("top_k") && e.message.contains("openai"));
@@ -264,20 +511,39 @@ fn top_k_refused_for_openai_only() {
 #[test]
 fn tools_choice_format_and_effort() {
     let mut req = Request {
-        tools: vec![Tool { name: "f".into(), description: Some("d".into()), schema: json!({"type": "object"}), strict: Some(true), cache: Some(json!({"type": "ephemeral"})) }],
+        tools: vec![Tool {
+            name: "f".into(),
+            description: Some("d".into()),
+            schema: json!({"type": "object"}),
+            strict: Some(true),
+            cache: Some(json!({"type": "ephemeral"})),
+        }],
         tool_choice: Some(ToolChoice::Tool("f".into())),
         parallel_tool_calls: Some(false),
-        response_format: Some(ResponseFormat::JsonSchema { name: None, schema: json!({"type": "object"}), strict: None }),
+        response_format: Some(ResponseFormat::JsonSchema {
+            name: None,
+            schema: json!({"type": "object"}),
+            strict: None,
+        }),
         thinking: Some(json!({"type": "enabled", "budget_tokens": 5000})),
         stop: vec!["x".into()],
         user: Some("u".into()),
         ..Default::default()
     };
     let v = encode(&req, "vllm");
-    assert_eq!(v["tools"], json!([{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}, "strict": true}}]));
-    assert_eq!(v["tool_choice"], json!({"type": "function", "function": {"name": "f"}}));
+    assert_eq!(
+        v["tools"],
+        json!([{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}, "strict": true}}])
+    );
+    assert_eq!(
+        v["tool_choice"],
+        json!({"type": "function", "function": {"name": "f"}})
+    );
     assert_eq!(v["parallel_tool_calls"], false);
-    assert_eq!(v["response_format"], json!({"type": "json_schema", "json_schema": {"name": "response", "schema": {"type": "object"}}}));
+    assert_eq!(
+        v["response_format"],
+        json!({"type": "json_schema", "json_schema": {"name": "response", "schema": {"type": "object"}}})
+    );
     assert_eq!(v["reasoning_effort"], "medium");
     assert_eq!(v["stop"], json!(["x"]));
     assert_eq!(v["user"], "u");
