@@ -47,7 +47,8 @@
 //!   parts are joined. A `tool` message carries text only, so an image or document inside a
 //!   tool result goes in one user message right after the tool messages. `is_error` has
 //!   no counterpart (the result's text is sent as it is).
-//! - Assistant: text joined as `content` (`null` when none), thinking joined as
+//! - Assistant: text joined as `content` (`null` only beside tool calls: OpenAI refuses a
+//!   null content without them, so a thinking-only turn sends `""`), thinking joined as
 //!   `reasoning_content`, tool uses as `tool_calls` (arguments compact JSON; a raw string
 //!   input goes back as it came). Thinking signatures and redacted thinking cannot survive
 //!   an OpenAI upstream (they only mean something to Anthropic) and are left out.
@@ -67,6 +68,16 @@
 //! `thinking` are thinking too; `refusal` is text. Tool-call arguments that are not JSON
 //! become `{}` (a tool input must be an object); a call with no id gets `call_<n>`.
 //! A 200 body that is an error envelope is that error, status 502.
+//!
+//! # Client answers (encode_response, Encoder)
+//!
+//! `content` is the joined text, `null` only beside tool calls with no text (as OpenAI
+//! writes it). `reasoning_content` only when there is thinking; `thinking_blocks` only when
+//! a signature or a redacted block must survive the client's next turn. Usage: unknown
+//! counts are 0; `prompt_tokens_details.cache_creation_tokens` only when non-zero.
+//! Stream specifics are on [`Encoder`].
+//!
+//! An empty `messages` list is accepted here; the upstream judges it.
 
 mod error;
 mod framing;

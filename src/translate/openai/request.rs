@@ -903,6 +903,10 @@ fn encode_assistant<'a>(
             }
         }
     }
+    // OpenAI accepts a null `content` only beside tool calls (a thinking-only turn has none).
+    if text.is_none() && calls.is_empty() {
+        text = Some(String::new());
+    }
     Ok(wire::MessageOut {
         role: "assistant",
         content: text.map(wire::ContentOut::Text),

@@ -462,6 +462,14 @@ fn assistant_with_only_tools_has_null_content() {
     let v = encode(&req, "openai");
     assert_eq!(v["messages"][0]["content"], Value::Null);
     assert!(v.get("stream").is_none() && v.get("stream_options").is_none());
+    let thinking_only = Request {
+        messages: vec![Message {
+            role: Role::Assistant,
+            content: vec![Part::RedactedThinking { data: "x".into() }],
+        }],
+        ..Default::default()
+    };
+    assert_eq!(encode(&thinking_only, "vllm")["messages"][0], json!({"role": "assistant", "content": ""}));
 }
 
 #[test]
