@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod config;
 pub mod control;
 pub mod errors;
+pub mod eventstream;
 pub mod gateway;
 pub mod head_deadline;
 pub mod lifecycle;

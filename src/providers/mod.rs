@@ -6,6 +6,7 @@
 //! dialects of the config (Anthropic, Bedrock, Vertex, Azure, ...) plug in here later.
 
 pub mod openai;
+pub mod sigv4;
 
 use crate::body::RequestHead;
 use crate::config::{Dialect, Provider};
