@@ -1,0 +1,39 @@
+//! Bedrock error answers → GatewayError: status kept, message word for word, the error
+//! type from `x-amzn-errortype` in front (translation.md §8, [REC] cut at the first `:`).
+
+use crate::errors::GatewayError;
+use crate::wire::bedrock as w;
+
+/// Longest non-JSON body text kept in a message.
+const MAX_TEXT: usize = 2000;
+
+pub fn decode_error(status: u16, error_type: Option<&str>, body: &[u8]) -> GatewayError {
+    let message = match serde_json::from_slice::<w::ErrorBody>(body) {
+        Ok(w::ErrorBody {
+            message: Some(m), ..
+        })
+        | Ok(w::ErrorBody {
+            message_upper: Some(m),
+            ..
+        }) => m,
+        _ => {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            if text.is_empty() {
+                format!("upstream answered {status} with an empty body")
+            } else {
+                text.chars().take(MAX_TEXT).collect()
+            }
+        }
+    };
+    // `ValidationException:http://internal.amazon.com/coral/...` → `ValidationException`.
+    let kind = error_type
+        .and_then(|t| t.split(':').next())
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let message = match kind {
+        Some(k) => format!("{}: {message}", crate::errors::clip(k, 200)),
+        None => message,
+    };
+    GatewayError::new(status, message)
+}
