@@ -37,3 +37,29 @@ pub fn decode_error(status: u16, error_type: Option<&str>, body: &[u8]) -> Gatew
     };
     GatewayError::new(status, message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_is_cut_at_the_first_colon() {
+        let e = decode_error(
+            400,
+            Some("ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/"),
+            br#"{"message":"Malformed input request"}"#,
+        );
+        assert_eq!(e.status, 400);
+        assert_eq!(e.message, "ValidationException: Malformed input request");
+    }
+
+    #[test]
+    fn bodies_without_a_message() {
+        assert_eq!(decode_error(429, None, br#"{"Message":"slow down"}"#).message, "slow down");
+        assert_eq!(decode_error(502, None, b"\n").message, "upstream answered 502 with an empty body");
+        // JSON without a message: the text itself.
+        assert_eq!(decode_error(500, None, br#"{"x":1}"#).message, r#"{"x":1}"#);
+        let e = decode_error(503, Some(" :x"), "é".repeat(3000).as_bytes());
+        assert_eq!(e.message.chars().count(), MAX_TEXT);
+    }
+}

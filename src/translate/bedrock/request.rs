@@ -476,3 +476,17 @@ fn declared_from_history(req: &ir::Request) -> Vec<w::ToolEntry> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_rules() {
+        assert!(metadata_ok("user-1@example.com"));
+        assert!(metadata_ok("a b:c_d$e#f=g/h+i,j-k.l"));
+        assert!(!metadata_ok("ü"));
+        assert!(!metadata_ok("<script>"));
+        assert!(!metadata_ok(&"a".repeat(257)));
+    }
+}

@@ -103,3 +103,32 @@ pub(super) fn usage(u: &w::Usage) -> UsageUpdate {
         reasoning: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_reasons() {
+        assert_eq!(stop_reason("end_turn"), StopReason::EndTurn);
+        assert_eq!(stop_reason("stop_sequence"), StopReason::StopSequence);
+        assert_eq!(stop_reason("max_tokens"), StopReason::MaxTokens);
+        assert_eq!(stop_reason("model_context_window_exceeded"), StopReason::MaxTokens);
+        assert_eq!(stop_reason("tool_use"), StopReason::ToolUse);
+        assert_eq!(stop_reason("content_filtered"), StopReason::Refusal);
+        assert_eq!(stop_reason("guardrail_intervened"), StopReason::Refusal);
+        assert_eq!(stop_reason("new_reason"), StopReason::Other("new_reason".into()));
+    }
+
+    #[test]
+    fn usage_sums_saturate() {
+        let u = usage(&w::Usage {
+            input_tokens: Some(u64::MAX),
+            output_tokens: None,
+            cache_read_input_tokens: Some(5),
+            cache_write_input_tokens: None,
+        });
+        assert_eq!(u.input, Some(u64::MAX));
+        assert_eq!(usage(&w::Usage::default()).input, None);
+    }
+}

@@ -343,3 +343,71 @@ fn exception_status(kind: &str) -> u16 {
         _ => 502,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventstream::encode_frame;
+
+    fn ev(kind: &str, payload: &str) -> Vec<u8> {
+        encode_frame(&[(":message-type", "event"), (":event-type", kind)], payload.as_bytes())
+    }
+
+    #[test]
+    fn statuses_by_exception_type_either_case() {
+        assert_eq!(exception_status("ThrottlingException"), 429);
+        assert_eq!(exception_status("throttlingException"), 429);
+        assert_eq!(exception_status("modelTimeoutException"), 504);
+        assert_eq!(exception_status(""), 502);
+        assert_eq!(exception_status("éx"), 502);
+    }
+
+    #[test]
+    fn bad_json_in_a_known_event_is_a_502() {
+        let mut d = Decoder::new(1024);
+        let mut out = Vec::new();
+        let e = d.feed(&ev("contentBlockDelta", "{not json"), &mut out).unwrap_err();
+        assert_eq!(e.status, 502);
+    }
+
+    #[test]
+    fn unknown_events_are_skipped_and_tool_input_without_start_still_flows() {
+        let mut d = Decoder::new(1024);
+        let mut out = Vec::new();
+        let mut bytes = ev("somethingNew", "{}");
+        bytes.extend(ev(
+            "contentBlockDelta",
+            r#"{"contentBlockIndex":3,"delta":{"toolUse":{"input":"{}"}}}"#,
+        ));
+        bytes.extend(ev("contentBlockStop", r#"{"contentBlockIndex":3}"#));
+        d.feed(&bytes, &mut out).unwrap();
+        d.finish(&mut out).unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Event::Start { id: String::new(), model: String::new() },
+                Event::BlockStart {
+                    index: 0,
+                    block: Block::ToolUse { id: String::new(), name: String::new() }
+                },
+                Event::Delta { index: 0, delta: Delta::ToolArgs("{}".into()) },
+                Event::BlockStop { index: 0 },
+            ]
+        );
+    }
+
+    #[test]
+    fn too_many_open_blocks_is_a_502() {
+        let mut d = Decoder::new(1024);
+        let mut out = Vec::new();
+        let mut r = Ok(());
+        for i in 0..=MAX_OPEN_BLOCKS {
+            let p = format!(r#"{{"contentBlockIndex":{i},"delta":{{"text":"x"}}}}"#);
+            r = d.feed(&ev("contentBlockDelta", &p), &mut out);
+            if r.is_err() {
+                break;
+            }
+        }
+        assert_eq!(r.unwrap_err().status, 502);
+    }
+}
