@@ -738,6 +738,22 @@ fn messages_are_merged_and_system_messages_promoted() {
 }
 
 #[test]
+fn a_cache_hint_on_nothing_makes_no_message() {
+    let req = Request {
+        messages: vec![
+            user(vec![text("a")]),
+            assistant(vec![Part::Text { text: String::new(), cache: Some(json!({"type":"ephemeral"})) }]),
+            user(vec![text("b")]),
+        ],
+        ..Default::default()
+    };
+    assert_eq!(
+        encode(&req)["messages"],
+        json!([{"role": "user", "content": [{"text": "a"}, {"text": "b"}]}])
+    );
+}
+
+#[test]
 fn media_inline_only() {
     let img = |source| user(vec![Part::Image { source, cache: Some(json!({"type":"ephemeral"})) }]);
     let req = Request {

@@ -325,6 +325,10 @@ pub struct ErrorBody {
     pub message: Option<String>,
     #[serde(rename = "Message")]
     pub message_upper: Option<String>,
+    /// awsJson-style error type (`com.amazon.coral.validate#ValidationException`), used
+    /// when the `x-amzn-errortype` header is missing.
+    #[serde(rename = "__type")]
+    pub kind: Option<String>,
 }
 
 // ---- stream events (ConverseStream payloads, by `:event-type`) ------------------------

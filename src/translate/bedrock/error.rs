@@ -8,11 +8,13 @@ use crate::wire::bedrock as w;
 const MAX_TEXT: usize = 2000;
 
 pub fn decode_error(status: u16, error_type: Option<&str>, body: &[u8]) -> GatewayError {
-    let message = match serde_json::from_slice::<w::ErrorBody>(body) {
-        Ok(w::ErrorBody {
+    let parsed = serde_json::from_slice::<w::ErrorBody>(body).ok();
+    let body_kind = parsed.as_ref().and_then(|b| b.kind.clone());
+    let message = match parsed {
+        Some(w::ErrorBody {
             message: Some(m), ..
         })
-        | Ok(w::ErrorBody {
+        | Some(w::ErrorBody {
             message_upper: Some(m),
             ..
         }) => m,
@@ -27,10 +29,15 @@ pub fn decode_error(status: u16, error_type: Option<&str>, body: &[u8]) -> Gatew
         }
     };
     // `ValidationException:http://internal.amazon.com/coral/...` → `ValidationException`.
-    let kind = error_type
-        .and_then(|t| t.split(':').next())
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
+    // Without the header, a body's `__type` (`com.amazon...#ValidationException`) names it.
+    let header_kind = error_type.and_then(|t| t.split(':').next()).map(str::trim);
+    let body_kind = body_kind.as_deref().and_then(|t| {
+        let t = t.split(':').next()?;
+        t.rsplit('#').next().map(str::trim)
+    });
+    let kind = header_kind
+        .filter(|t| !t.is_empty())
+        .or(body_kind.filter(|t| !t.is_empty()));
     let message = match kind {
         Some(k) => format!("{}: {message}", crate::errors::clip(k, 200)),
         None => message,
@@ -61,5 +68,16 @@ mod tests {
         assert_eq!(decode_error(500, None, br#"{"x":1}"#).message, r#"{"x":1}"#);
         let e = decode_error(503, Some(" :x"), "é".repeat(3000).as_bytes());
         assert_eq!(e.message.chars().count(), MAX_TEXT);
+    }
+
+    #[test]
+    fn body_type_when_no_header() {
+        let body = br#"{"__type":"com.amazon.coral.validate#ValidationException","message":"bad"}"#;
+        assert_eq!(decode_error(400, None, body).message, "ValidationException: bad");
+        // The header wins.
+        assert_eq!(
+            decode_error(400, Some("ThrottlingException"), body).message,
+            "ThrottlingException: bad"
+        );
     }
 }

@@ -35,8 +35,13 @@ pub fn base_model_id(model_id: &str) -> &str {
     model_id
 }
 
-/// Percent-encode everything but `A-Z a-z 0-9 - . _ ~`.
+/// Percent-encode everything but `A-Z a-z 0-9 - . _ ~`. A segment that is all dots (`.`,
+/// `..`) is encoded too, so no client-supplied id can become a relative path step that a
+/// client library or the signer's path normalisation would resolve away.
 pub fn encode_segment(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b == b'.') {
+        return "%2E".repeat(s.len());
+    }
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -71,6 +76,8 @@ mod tests {
             "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2Fus.anthropic.claude-3-5-haiku-20241022-v1%3A0/converse"
         );
         assert_eq!(encode_segment("a b~é"), "a%20b~%C3%A9");
+        assert_eq!(model_path("..", false), "/model/%2E%2E/converse");
+        assert_eq!(encode_segment("a..b"), "a..b");
     }
 
     #[test]

@@ -379,9 +379,12 @@ impl Encoder<'_, '_> {
     }
 }
 
-/// Anthropic `cache_control` (any value) → a `cachePoint` after the block.
+/// Anthropic `cache_control` (any value) → a `cachePoint` after the block. Not at the head
+/// of a list nor twice in a row (a cache hint on a skipped empty text): a cachePoint marks
+/// the end of a prefix, and a list made of cachePoints alone is not a message.
 fn push_cache_point(cache: &ir::CacheControl, out: &mut Vec<w::ContentBlock>) {
-    if cache.is_some() {
+    let after_content = matches!(out.last(), Some(b) if !matches!(b, w::ContentBlock::CachePoint(_)));
+    if cache.is_some() && after_content {
         out.push(w::ContentBlock::CachePoint(w::CachePoint::DEFAULT));
     }
 }
