@@ -862,11 +862,16 @@ fn extras_go_to_additional_fields_and_output_config() {
         }),
         ..Default::default()
     };
-    let v = encode(&req);
+    let nova = Target { model: "us.amazon.nova-2-lite-v1:0", ..target() };
+    let v: Value = serde_json::from_slice(&bedrock::encode_request(&req, &nova).unwrap()).unwrap();
     assert_eq!(
         v["additionalModelRequestFields"],
         json!({"top_k": 40, "thinking": {"type": "enabled", "budget_tokens": 1024}, "reasoning_config": "high"})
     );
+    // Claude: Anthropic's own effort field.
+    let v = encode(&req);
+    assert_eq!(v["additionalModelRequestFields"]["output_config"], json!({"effort": "high"}));
+    assert!(v["additionalModelRequestFields"].get("reasoning_config").is_none());
     assert_eq!(
         v["outputConfig"],
         json!({"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"schema": "{\"type\":\"object\"}", "name": "person"}}}})

@@ -19,7 +19,9 @@
 //! - `parallel_tool_calls: false` has no Converse counterpart and is a hint: ignored.
 //! - `tools[].strict: true` → `toolSpec.strict: true` (Bedrock strict tool use).
 //! - `reasoning_effort` → `additionalModelRequestFields.reasoning_config` (AIGW; models that
-//!   do not take it answer 400 themselves); `top_k` and `thinking` likewise, as sent.
+//!   do not take it answer 400 themselves), except for Claude model ids (`anthropic.` in
+//!   the id), which get Anthropic's `output_config: {effort}` instead; `top_k` and
+//!   `thinking` go to `additionalModelRequestFields` as sent.
 //! - Documents get names `document-1`, `document-2`, ... (Converse requires a name, the
 //!   neutral form has none).
 //! - Redacted thinking data goes out as the text it came in (base64 on Bedrock's wire).
@@ -56,7 +58,13 @@ pub fn encode_request(req: &ir::Request, target: &ir::Target) -> Result<Vec<u8>,
         extra.insert("thinking".into(), t.clone());
     }
     if let Some(e) = &req.reasoning_effort {
-        extra.insert("reasoning_config".into(), json!(e));
+        // Claude reads Anthropic's own `output_config.effort` from the fields Bedrock
+        // forwards; other models (Nova, GLM, ...) take AIGW's `reasoning_config`.
+        if target.model.contains("anthropic.") {
+            extra.insert("output_config".into(), json!({ "effort": e }));
+        } else {
+            extra.insert("reasoning_config".into(), json!(e));
+        }
     }
     if !extra.is_empty() {
         body.additional_model_request_fields = Some(extra);
