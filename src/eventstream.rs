@@ -54,9 +54,15 @@ impl Frame {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameError {
     /// The prelude's total length is below 16 or above the decoder's limit.
-    FrameLength { total: u32, max: usize },
+    FrameLength {
+        total: u32,
+        max: usize,
+    },
     /// The headers length does not fit in the frame.
-    HeadersLength { headers: u32, total: u32 },
+    HeadersLength {
+        headers: u32,
+        total: u32,
+    },
     PreludeCrc,
     MessageCrc,
     /// A header is cut short, has an unknown type tag or a name/string that is not UTF-8.
@@ -67,7 +73,10 @@ impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FrameError::FrameLength { total, max } => {
-                write!(f, "eventstream frame of {total} bytes (must be 16 to {max})")
+                write!(
+                    f,
+                    "eventstream frame of {total} bytes (must be 16 to {max})"
+                )
             }
             FrameError::HeadersLength { headers, total } => write!(
                 f,
@@ -353,7 +362,10 @@ mod tests {
 
     #[test]
     fn a_flipped_bit_anywhere_is_an_error() {
-        let good = encode_frame(&[(":event-type", "messageStart")], br#"{"role":"assistant"}"#);
+        let good = encode_frame(
+            &[(":event-type", "messageStart")],
+            br#"{"role":"assistant"}"#,
+        );
         // Prelude, prelude CRC, headers, payload, message CRC: every bit of every byte.
         for i in 0..good.len() {
             for bit in 0..8 {
@@ -400,13 +412,22 @@ mod tests {
         d.feed(&prelude(u32::MAX, 0));
         assert!(matches!(
             d.next_frame(),
-            Err(FrameError::FrameLength { total: u32::MAX, .. })
+            Err(FrameError::FrameLength {
+                total: u32::MAX,
+                ..
+            })
         ));
-        assert!(d.buf.capacity() < 1 << 16, "allocated for the announced length");
+        assert!(
+            d.buf.capacity() < 1 << 16,
+            "allocated for the announced length"
+        );
 
         let mut d = FrameDecoder::new(1024);
         d.feed(&prelude(1025, 0));
-        assert!(matches!(d.next_frame(), Err(FrameError::FrameLength { .. })));
+        assert!(matches!(
+            d.next_frame(),
+            Err(FrameError::FrameLength { .. })
+        ));
 
         // Exactly the max is fine (it waits for the rest).
         let mut d = FrameDecoder::new(1024);
@@ -419,14 +440,23 @@ mod tests {
         for total in 0..16 {
             let mut d = FrameDecoder::new(1024);
             d.feed(&prelude(total, 0));
-            assert!(matches!(d.next_frame(), Err(FrameError::FrameLength { .. })));
+            assert!(matches!(
+                d.next_frame(),
+                Err(FrameError::FrameLength { .. })
+            ));
         }
         let mut d = FrameDecoder::new(1024);
         d.feed(&prelude(20, 5));
-        assert!(matches!(d.next_frame(), Err(FrameError::HeadersLength { .. })));
+        assert!(matches!(
+            d.next_frame(),
+            Err(FrameError::HeadersLength { .. })
+        ));
         let mut d = FrameDecoder::new(1024);
         d.feed(&prelude(20, u32::MAX));
-        assert!(matches!(d.next_frame(), Err(FrameError::HeadersLength { .. })));
+        assert!(matches!(
+            d.next_frame(),
+            Err(FrameError::HeadersLength { .. })
+        ));
     }
 
     /// A frame built from a raw header block (valid CRCs).
@@ -479,18 +509,21 @@ mod tests {
     #[test]
     fn cut_and_unknown_headers_fail() {
         for hb in [
-            &[5u8, b'a'][..],             // name cut
-            &[1, b'a'][..],               // no type
-            &[1, b'a', 4, 0, 0][..],      // int32 cut
+            &[5u8, b'a'][..],              // name cut
+            &[1, b'a'][..],                // no type
+            &[1, b'a', 4, 0, 0][..],       // int32 cut
             &[1, b'a', 7, 0, 9, b'x'][..], // string cut
-            &[1, b'a', 10][..],           // unknown type
-            &[1, 0xff, 0][..],            // name not UTF-8
+            &[1, b'a', 10][..],            // unknown type
+            &[1, 0xff, 0][..],             // name not UTF-8
             &[1, b'a', 7, 0, 1, 0xff][..], // value not UTF-8
-            &[1, b'a', 9, 1, 2][..],      // uuid cut
+            &[1, b'a', 9, 1, 2][..],       // uuid cut
         ] {
             let mut d = FrameDecoder::new(1024);
             d.feed(&raw_frame(hb, b""));
-            assert!(matches!(d.next_frame(), Err(FrameError::Header(_))), "{hb:?}");
+            assert!(
+                matches!(d.next_frame(), Err(FrameError::Header(_))),
+                "{hb:?}"
+            );
         }
     }
 }

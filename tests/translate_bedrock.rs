@@ -32,7 +32,10 @@ const STREAMS: &[&str] = &[
 
 const MAX_EVENT: usize = 1 << 20;
 
-fn decode_chunks(bytes: &[u8], cuts: &[usize]) -> Result<Vec<Event>, switchyard::errors::GatewayError> {
+fn decode_chunks(
+    bytes: &[u8],
+    cuts: &[usize],
+) -> Result<Vec<Event>, switchyard::errors::GatewayError> {
     let mut d = Decoder::new(MAX_EVENT);
     let mut out = Vec::new();
     let mut at = 0;
@@ -73,7 +76,10 @@ struct Answer {
 fn assemble(events: &[Event]) -> Answer {
     let mut a = Answer::default();
     let mut open: Vec<usize> = Vec::new();
-    assert!(matches!(events.first(), Some(Event::Start { .. })), "Start first: {events:?}");
+    assert!(
+        matches!(events.first(), Some(Event::Start { .. })),
+        "Start first: {events:?}"
+    );
     for (n, e) in events.iter().enumerate() {
         assert!(!a.done, "event after Done: {e:?}");
         match e {
@@ -293,8 +299,11 @@ fn metadata_before_message_stop_still_ends_with_done() {
     // Done goes out at messageStop, not only at finish().
     let mut d = Decoder::new(MAX_EVENT);
     let mut out = Vec::new();
-    d.feed(&read("amazon-bedrock-tool-no-args.converse-stream.bin"), &mut out)
-        .unwrap();
+    d.feed(
+        &read("amazon-bedrock-tool-no-args.converse-stream.bin"),
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(out.last(), Some(&Event::Done));
     let mut more = Vec::new();
     d.finish(&mut more).unwrap();
@@ -319,7 +328,10 @@ fn model_stream_error_exception_is_a_terminal_error() {
                 index: 0,
                 delta: Delta::Text("before error".into())
             },
-            Event::Error(switchyard::errors::GatewayError::new(502, "Model Stream Error")),
+            Event::Error(switchyard::errors::GatewayError::new(
+                502,
+                "Model Stream Error"
+            )),
         ]
     );
 }
@@ -394,7 +406,10 @@ fn redacted_reasoning_and_stop_without_metadata() {
         "contentBlockDelta",
         json!({"contentBlockIndex": 0, "delta": {"reasoningContent": {"redactedContent": "c2VjcmV0"}}}),
     ));
-    bytes.extend(event_frame("contentBlockStop", json!({"contentBlockIndex": 0})));
+    bytes.extend(event_frame(
+        "contentBlockStop",
+        json!({"contentBlockIndex": 0}),
+    ));
     bytes.extend(event_frame(
         "contentBlockDelta",
         json!({"contentBlockIndex": 1, "delta": {"text": "hi"}}),
@@ -471,7 +486,11 @@ fn every_two_way_split_gives_the_same_events() {
     let bytes = read("amazon-bedrock-json-tool-text-then-weather-then-json.1.converse-stream.bin");
     let whole = decode_all(&bytes);
     for at in 0..=bytes.len() {
-        assert_eq!(decode_chunks(&bytes, &[at]).unwrap(), whole, "split at {at}");
+        assert_eq!(
+            decode_chunks(&bytes, &[at]).unwrap(),
+            whole,
+            "split at {at}"
+        );
     }
 }
 
@@ -512,7 +531,9 @@ fn every_converse_json_fixture_decodes() {
         for (b, p) in blocks.iter().zip(&r.content) {
             match p {
                 Part::Text { text, .. } => assert_eq!(b["text"], json!(text), "{name}"),
-                Part::ToolUse { id, name: n, input, .. } => {
+                Part::ToolUse {
+                    id, name: n, input, ..
+                } => {
                     assert_eq!(b["toolUse"]["toolUseId"], json!(id));
                     assert_eq!(b["toolUse"]["name"], json!(n));
                     assert_eq!(&b["toolUse"]["input"], input);
@@ -561,9 +582,17 @@ fn all_text_blocks_are_kept_and_cache_usage_is_inclusive() {
     assert_eq!(
         r.content,
         vec![
-            Part::Text { text: "one".into(), cache: None },
-            Part::Text { text: "two".into(), cache: None },
-            Part::RedactedThinking { data: "AAEC".into() },
+            Part::Text {
+                text: "one".into(),
+                cache: None
+            },
+            Part::Text {
+                text: "two".into(),
+                cache: None
+            },
+            Part::RedactedThinking {
+                data: "AAEC".into()
+            },
         ]
     );
     assert_eq!(r.stop, StopReason::Refusal);
@@ -589,7 +618,12 @@ fn all_text_blocks_are_kept_and_cache_usage_is_inclusive() {
 fn a_200_without_output_is_a_502() {
     let e = bedrock::decode_response(&read("issue-17523-unknown-operation.json")).unwrap_err();
     assert_eq!(e.status, 502);
-    assert!(e.message.contains("com.amazon.coral.service#UnknownOperationException"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("com.amazon.coral.service#UnknownOperationException"),
+        "{}",
+        e.message
+    );
     for body in [&b"not json"[..], b"{}", b"[]", b""] {
         assert_eq!(bedrock::decode_response(body).unwrap_err().status, 502);
     }
@@ -599,7 +633,9 @@ fn a_200_without_output_is_a_502() {
 
 #[test]
 fn errors_keep_status_message_and_type() {
-    let rec: Value = serde_json::from_slice(&read("amazon-bedrock-empty-message-validation-error.json")).unwrap();
+    let rec: Value =
+        serde_json::from_slice(&read("amazon-bedrock-empty-message-validation-error.json"))
+            .unwrap();
     let body = rec["body"].to_string();
     let e = bedrock::decode_error(
         rec["status"].as_u64().unwrap() as u16,
@@ -616,14 +652,29 @@ fn errors_keep_status_message_and_type() {
         e.message,
         "The model returned the following errors: tools.0.custom.strict: Extra inputs are not permitted"
     );
-    let e = bedrock::decode_error(403, Some("AccessDeniedException"), br#"{"Message":"denied"}"#);
-    assert_eq!((e.status, e.message.as_str()), (403, "AccessDeniedException: denied"));
+    let e = bedrock::decode_error(
+        403,
+        Some("AccessDeniedException"),
+        br#"{"Message":"denied"}"#,
+    );
+    assert_eq!(
+        (e.status, e.message.as_str()),
+        (403, "AccessDeniedException: denied")
+    );
     let e = bedrock::decode_error(503, None, b"  <html>Service Unavailable</html>\n");
-    assert_eq!((e.status, e.message.as_str()), (503, "<html>Service Unavailable</html>"));
+    assert_eq!(
+        (e.status, e.message.as_str()),
+        (503, "<html>Service Unavailable</html>")
+    );
     let e = bedrock::decode_error(500, Some(""), b"");
     assert_eq!(e.message, "upstream answered 500 with an empty body");
     let long = "x".repeat(5000);
-    assert_eq!(bedrock::decode_error(502, None, long.as_bytes()).message.len(), 2000);
+    assert_eq!(
+        bedrock::decode_error(502, None, long.as_bytes())
+            .message
+            .len(),
+        2000
+    );
 }
 
 // ---- requests ---------------------------------------------------------------------------
@@ -637,15 +688,24 @@ fn target() -> Target<'static> {
 }
 
 fn text(t: &str) -> Part {
-    Part::Text { text: t.into(), cache: None }
+    Part::Text {
+        text: t.into(),
+        cache: None,
+    }
 }
 
 fn user(parts: Vec<Part>) -> Message {
-    Message { role: Role::User, content: parts }
+    Message {
+        role: Role::User,
+        content: parts,
+    }
 }
 
 fn assistant(parts: Vec<Part>) -> Message {
-    Message { role: Role::Assistant, content: parts }
+    Message {
+        role: Role::Assistant,
+        content: parts,
+    }
 }
 
 fn encode(req: &Request) -> Value {
@@ -660,7 +720,13 @@ fn refusal(req: &Request) -> switchyard::errors::GatewayError {
 fn basic_request_shape() {
     let req = Request {
         model: "claude".into(),
-        system: vec![text("Be brief."), Part::Text { text: "Cached.".into(), cache: Some(json!({"type":"ephemeral"})) }],
+        system: vec![
+            text("Be brief."),
+            Part::Text {
+                text: "Cached.".into(),
+                cache: Some(json!({"type":"ephemeral"})),
+            },
+        ],
         messages: vec![user(vec![text("Hi")])],
         max_tokens: Some(100),
         temperature: Some(0.5),
@@ -677,7 +743,10 @@ fn basic_request_shape() {
         })
     );
     // No max_tokens: the target's default.
-    let req = Request { messages: vec![user(vec![text("Hi")])], ..Default::default() };
+    let req = Request {
+        messages: vec![user(vec![text("Hi")])],
+        ..Default::default()
+    };
     assert_eq!(encode(&req)["inferenceConfig"], json!({"maxTokens": 4096}));
     assert!(encode(&req).get("model").is_none());
 }
@@ -687,26 +756,64 @@ fn messages_are_merged_and_system_messages_promoted() {
     let req = Request {
         messages: vec![
             user(vec![text("a")]),
-            Message { role: Role::System, content: vec![text("mid-system")] },
+            Message {
+                role: Role::System,
+                content: vec![text("mid-system")],
+            },
             user(vec![text("b")]),
             assistant(vec![text("")]), // empty: dropped
             user(vec![text("c")]),
             assistant(vec![
-                Part::Thinking { text: "hmm".into(), signature: Some("sig".into()) },
-                Part::RedactedThinking { data: "AAEC".into() },
+                Part::Thinking {
+                    text: "hmm".into(),
+                    signature: Some("sig".into()),
+                },
+                Part::RedactedThinking {
+                    data: "AAEC".into(),
+                },
                 text("calling"),
-                Part::ToolUse { id: "tooluse_1".into(), name: "get".into(), input: json!({"q": 1}), cache: None },
-                Part::ToolUse { id: "tooluse_2".into(), name: "get".into(), input: Value::Null, cache: Some(json!({"type":"ephemeral"})) },
+                Part::ToolUse {
+                    id: "tooluse_1".into(),
+                    name: "get".into(),
+                    input: json!({"q": 1}),
+                    cache: None,
+                },
+                Part::ToolUse {
+                    id: "tooluse_2".into(),
+                    name: "get".into(),
+                    input: Value::Null,
+                    cache: Some(json!({"type":"ephemeral"})),
+                },
             ]),
-            user(vec![Part::ToolResult { tool_use_id: "tooluse_1".into(), content: vec![text("42")], is_error: false, cache: None }]),
+            user(vec![Part::ToolResult {
+                tool_use_id: "tooluse_1".into(),
+                content: vec![text("42")],
+                is_error: false,
+                cache: None,
+            }]),
             user(vec![Part::ToolResult {
                 tool_use_id: "tooluse_2".into(),
-                content: vec![text("boom"), Part::Image { source: MediaSource::Base64 { media_type: "image/png".into(), data: "iVBOR".into() }, cache: None }],
+                content: vec![
+                    text("boom"),
+                    Part::Image {
+                        source: MediaSource::Base64 {
+                            media_type: "image/png".into(),
+                            data: "iVBOR".into(),
+                        },
+                        cache: None,
+                    },
+                ],
                 is_error: true,
                 cache: None,
             }]),
         ],
-        tools: vec![Tool { name: "get".into(), description: Some("Get".into()), schema: json!({"type":"object"}), strict: None, cache: None }],
+        tools: vec![Tool {
+            name: "get".into(),
+            description: Some("Get".into()),
+            schema: json!({"type":"object"}),
+            strict: None,
+            cache: None,
+        }],
         ..Default::default()
     };
     let v = encode(&req);
@@ -742,7 +849,10 @@ fn a_cache_hint_on_nothing_makes_no_message() {
     let req = Request {
         messages: vec![
             user(vec![text("a")]),
-            assistant(vec![Part::Text { text: String::new(), cache: Some(json!({"type":"ephemeral"})) }]),
+            assistant(vec![Part::Text {
+                text: String::new(),
+                cache: Some(json!({"type":"ephemeral"})),
+            }]),
             user(vec![text("b")]),
         ],
         ..Default::default()
@@ -755,27 +865,48 @@ fn a_cache_hint_on_nothing_makes_no_message() {
 
 #[test]
 fn media_inline_only() {
-    let img = |source| user(vec![Part::Image { source, cache: Some(json!({"type":"ephemeral"})) }]);
+    let img = |source| {
+        user(vec![Part::Image {
+            source,
+            cache: Some(json!({"type":"ephemeral"})),
+        }])
+    };
     let req = Request {
-        messages: vec![img(MediaSource::Base64 { media_type: "image/jpeg".into(), data: "/9j/".into() })],
+        messages: vec![img(MediaSource::Base64 {
+            media_type: "image/jpeg".into(),
+            data: "/9j/".into(),
+        })],
         ..Default::default()
     };
     assert_eq!(
         encode(&req)["messages"][0]["content"],
         json!([{"image": {"format": "jpeg", "source": {"bytes": "/9j/"}}}, {"cachePoint": {"type": "default"}}])
     );
-    let req = Request { messages: vec![img(MediaSource::Url("https://x/y.png".into()))], ..Default::default() };
+    let req = Request {
+        messages: vec![img(MediaSource::Url("https://x/y.png".into()))],
+        ..Default::default()
+    };
     let e = refusal(&req);
     assert_eq!(e.status, 400);
-    assert!(e.message.contains("messages[0].content[0]") && e.message.contains("`bedrock`"), "{}", e.message);
+    assert!(
+        e.message.contains("messages[0].content[0]") && e.message.contains("`bedrock`"),
+        "{}",
+        e.message
+    );
     let req = Request {
-        messages: vec![img(MediaSource::Base64 { media_type: "image/tiff".into(), data: "x".into() })],
+        messages: vec![img(MediaSource::Base64 {
+            media_type: "image/tiff".into(),
+            data: "x".into(),
+        })],
         ..Default::default()
     };
     assert_eq!(refusal(&req).status, 400);
     let req = Request {
         messages: vec![user(vec![Part::Document {
-            source: MediaSource::Base64 { media_type: "application/pdf".into(), data: "JVBER".into() },
+            source: MediaSource::Base64 {
+                media_type: "application/pdf".into(),
+                data: "JVBER".into(),
+            },
             cache: None,
         }])],
         ..Default::default()
@@ -811,22 +942,41 @@ fn tool_choice_rows() {
         (None, None),
         (Some(ToolChoice::Auto), Some(json!({"auto": {}}))),
         (Some(ToolChoice::Any), Some(json!({"any": {}}))),
-        (Some(ToolChoice::Tool("a".into())), Some(json!({"tool": {"name": "a"}}))),
+        (
+            Some(ToolChoice::Tool("a".into())),
+            Some(json!({"tool": {"name": "a"}})),
+        ),
     ] {
-        let req = Request { tool_choice: choice, ..base.clone() };
+        let req = Request {
+            tool_choice: choice,
+            ..base.clone()
+        };
         let v = encode(&req);
         assert_eq!(v["toolConfig"]["tools"], spec);
         assert_eq!(v["toolConfig"].get("toolChoice"), want.as_ref());
     }
     // none: no toolConfig at all...
-    let req = Request { tool_choice: Some(ToolChoice::None), ..base.clone() };
+    let req = Request {
+        tool_choice: Some(ToolChoice::None),
+        ..base.clone()
+    };
     assert!(encode(&req).get("toolConfig").is_none());
     // ...unless the history has tool blocks: tools kept, no toolChoice.
     let mut req = req;
     req.messages = vec![
         user(vec![text("hi")]),
-        assistant(vec![Part::ToolUse { id: "t1".into(), name: "a".into(), input: json!({}), cache: None }]),
-        user(vec![Part::ToolResult { tool_use_id: "t1".into(), content: vec![text("ok")], is_error: false, cache: None }]),
+        assistant(vec![Part::ToolUse {
+            id: "t1".into(),
+            name: "a".into(),
+            input: json!({}),
+            cache: None,
+        }]),
+        user(vec![Part::ToolResult {
+            tool_use_id: "t1".into(),
+            content: vec![text("ok")],
+            is_error: false,
+            cache: None,
+        }]),
     ];
     let v = encode(&req);
     assert_eq!(v["toolConfig"], json!({"tools": spec}));
@@ -835,7 +985,10 @@ fn tool_choice_rows() {
     req.tool_choice = None;
     let v = encode(&req);
     assert_eq!(v["toolConfig"]["tools"][0]["toolSpec"]["name"], "a");
-    assert_eq!(v["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"], json!({"type": "object"}));
+    assert_eq!(
+        v["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"],
+        json!({"type": "object"})
+    );
     // A forced tool without tools.
     let req = Request {
         messages: vec![user(vec![text("hi")])],
@@ -862,7 +1015,10 @@ fn extras_go_to_additional_fields_and_output_config() {
         }),
         ..Default::default()
     };
-    let nova = Target { model: "us.amazon.nova-2-lite-v1:0", ..target() };
+    let nova = Target {
+        model: "us.amazon.nova-2-lite-v1:0",
+        ..target()
+    };
     let v: Value = serde_json::from_slice(&bedrock::encode_request(&req, &nova).unwrap()).unwrap();
     assert_eq!(
         v["additionalModelRequestFields"],
@@ -870,17 +1026,31 @@ fn extras_go_to_additional_fields_and_output_config() {
     );
     // Claude: Anthropic's own effort field.
     let v = encode(&req);
-    assert_eq!(v["additionalModelRequestFields"]["output_config"], json!({"effort": "high"}));
-    assert!(v["additionalModelRequestFields"].get("reasoning_config").is_none());
+    assert_eq!(
+        v["additionalModelRequestFields"]["output_config"],
+        json!({"effort": "high"})
+    );
+    assert!(v["additionalModelRequestFields"]
+        .get("reasoning_config")
+        .is_none());
     assert_eq!(
         v["outputConfig"],
         json!({"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"schema": "{\"type\":\"object\"}", "name": "person"}}}})
     );
-    assert_eq!(v["requestMetadata"], json!({"user": "user-123@example.com"}));
+    assert_eq!(
+        v["requestMetadata"],
+        json!({"user": "user-123@example.com"})
+    );
     // A user id Converse's metadata rules refuse is left out, not sent to fail.
-    let req2 = Request { user: Some("ünïcode<>".into()), ..req.clone() };
+    let req2 = Request {
+        user: Some("ünïcode<>".into()),
+        ..req.clone()
+    };
     assert!(encode(&req2).get("requestMetadata").is_none());
-    let req3 = Request { response_format: Some(ResponseFormat::JsonObject), ..req };
+    let req3 = Request {
+        response_format: Some(ResponseFormat::JsonObject),
+        ..req
+    };
     let e = refusal(&req3);
     assert_eq!((e.status, e.param), (400, Some("response_format")));
     assert!(e.message.contains("`bedrock`"));
@@ -893,8 +1063,12 @@ fn untranslatable_fields_are_refused_by_the_registry() {
         untranslatable: vec!["logprobs".into()],
         ..Default::default()
     };
-    let e = switchyard::translate::encode_request(switchyard::translate::Wire::BedrockConverse, &req, &target())
-        .unwrap_err();
+    let e = switchyard::translate::encode_request(
+        switchyard::translate::Wire::BedrockConverse,
+        &req,
+        &target(),
+    )
+    .unwrap_err();
     assert_eq!(e.status, 400);
     assert!(e.message.contains("logprobs") && e.message.contains("bedrock"));
 }
@@ -908,7 +1082,8 @@ fn count_tokens_body_and_answer() {
         max_tokens: Some(5),
         ..Default::default()
     };
-    let v: Value = serde_json::from_slice(&bedrock::encode_count_tokens(&req, &target()).unwrap()).unwrap();
+    let v: Value =
+        serde_json::from_slice(&bedrock::encode_count_tokens(&req, &target()).unwrap()).unwrap();
     assert_eq!(
         v,
         json!({"input": {"converse": {
@@ -917,7 +1092,10 @@ fn count_tokens_body_and_answer() {
             "toolConfig": {"tools": [{"toolSpec": {"name": "a", "inputSchema": {"json": {"type": "object", "properties": {}}}, "strict": true}}]}
         }}})
     );
-    assert_eq!(bedrock::decode_count_tokens(br#"{"inputTokens": 123}"#), Some(123));
+    assert_eq!(
+        bedrock::decode_count_tokens(br#"{"inputTokens": 123}"#),
+        Some(123)
+    );
     assert_eq!(bedrock::decode_count_tokens(b"nope"), None);
 }
 

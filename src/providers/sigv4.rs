@@ -91,14 +91,9 @@ pub fn sign(
     // header list.
     let uri = format!("https://{host}{path_and_query}");
     let headers = [("host", host), ("content-type", content_type)];
-    let request = SignableRequest::new(
-        method,
-        uri,
-        headers.into_iter(),
-        SignableBody::Bytes(body),
-    )
-    // The error names the URI or a header, both ours to show (no credential is in them).
-    .map_err(|e| format!("SigV4: request cannot be signed: {e}"))?;
+    let request = SignableRequest::new(method, uri, headers.into_iter(), SignableBody::Bytes(body))
+        // The error names the URI or a header, both ours to show (no credential is in them).
+        .map_err(|e| format!("SigV4: request cannot be signed: {e}"))?;
     let (instructions, _signature) = sign_request(request, &params)
         .map_err(|e| format!("SigV4 signing failed: {e}"))?
         .into_parts();
@@ -195,13 +190,31 @@ mod tests {
     #[test]
     fn errors_never_quote_a_secret() {
         let c = creds(None);
-        let e = sign("POST", "bad host\n", PATH, "application/json", BODY, &c, "us-east-1", SystemTime::now())
-            .unwrap_err();
+        let e = sign(
+            "POST",
+            "bad host\n",
+            PATH,
+            "application/json",
+            BODY,
+            &c,
+            "us-east-1",
+            SystemTime::now(),
+        )
+        .unwrap_err();
         assert!(!e.contains("EXAMPLEKEY"), "{e}");
         let mut empty = c.clone();
         empty.access_key_id.clear();
-        let e = sign("POST", HOST, PATH, "application/json", BODY, &empty, "us-east-1", SystemTime::now())
-            .unwrap_err();
+        let e = sign(
+            "POST",
+            HOST,
+            PATH,
+            "application/json",
+            BODY,
+            &empty,
+            "us-east-1",
+            SystemTime::now(),
+        )
+        .unwrap_err();
         assert!(!e.contains("EXAMPLEKEY"), "{e}");
     }
 }

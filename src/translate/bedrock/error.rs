@@ -62,8 +62,14 @@ mod tests {
 
     #[test]
     fn bodies_without_a_message() {
-        assert_eq!(decode_error(429, None, br#"{"Message":"slow down"}"#).message, "slow down");
-        assert_eq!(decode_error(502, None, b"\n").message, "upstream answered 502 with an empty body");
+        assert_eq!(
+            decode_error(429, None, br#"{"Message":"slow down"}"#).message,
+            "slow down"
+        );
+        assert_eq!(
+            decode_error(502, None, b"\n").message,
+            "upstream answered 502 with an empty body"
+        );
         // JSON without a message: the text itself.
         assert_eq!(decode_error(500, None, br#"{"x":1}"#).message, r#"{"x":1}"#);
         let e = decode_error(503, Some(" :x"), "é".repeat(3000).as_bytes());
@@ -73,7 +79,10 @@ mod tests {
     #[test]
     fn body_type_when_no_header() {
         let body = br#"{"__type":"com.amazon.coral.validate#ValidationException","message":"bad"}"#;
-        assert_eq!(decode_error(400, None, body).message, "ValidationException: bad");
+        assert_eq!(
+            decode_error(400, None, body).message,
+            "ValidationException: bad"
+        );
         // The header wins.
         assert_eq!(
             decode_error(400, Some("ThrottlingException"), body).message,

@@ -9,7 +9,11 @@ use std::fmt::Write;
 
 /// `/model/{id}/converse` or `/model/{id}/converse-stream`.
 pub fn model_path(model_id: &str, stream: bool) -> String {
-    let op = if stream { "converse-stream" } else { "converse" };
+    let op = if stream {
+        "converse-stream"
+    } else {
+        "converse"
+    };
     format!("/model/{}/{op}", encode_segment(model_id))
 }
 
@@ -17,7 +21,10 @@ pub fn model_path(model_id: &str, stream: bool) -> String {
 /// inference profile: a geo prefix (`us.`, `eu.`, `apac.`, `global.`, ...) in front of
 /// `anthropic.` is removed.
 pub fn count_tokens_path(model_id: &str) -> String {
-    format!("/model/{}/count-tokens", encode_segment(base_model_id(model_id)))
+    format!(
+        "/model/{}/count-tokens",
+        encode_segment(base_model_id(model_id))
+    )
 }
 
 /// The id without a cross-region prefix: `us.anthropic.x` → `anthropic.x`. Only a short
@@ -25,9 +32,8 @@ pub fn count_tokens_path(model_id: &str) -> String {
 /// providers' ids are left as they are.
 pub fn base_model_id(model_id: &str) -> &str {
     if let Some((geo, rest)) = model_id.split_once('.') {
-        let is_geo = !geo.is_empty()
-            && geo.len() <= 8
-            && geo.bytes().all(|b| b.is_ascii_lowercase());
+        let is_geo =
+            !geo.is_empty() && geo.len() <= 8 && geo.bytes().all(|b| b.is_ascii_lowercase());
         if is_geo && rest.starts_with("anthropic.") {
             return rest;
         }
@@ -83,7 +89,10 @@ mod tests {
     #[test]
     fn count_tokens_strips_the_geo_prefix() {
         for (id, want) in [
-            ("us.anthropic.claude-sonnet-4-20250514-v1:0", "anthropic.claude-sonnet-4-20250514-v1%3A0"),
+            (
+                "us.anthropic.claude-sonnet-4-20250514-v1:0",
+                "anthropic.claude-sonnet-4-20250514-v1%3A0",
+            ),
             ("eu.anthropic.x-v1:0", "anthropic.x-v1%3A0"),
             ("apac.anthropic.x", "anthropic.x"),
             ("global.anthropic.x", "anthropic.x"),
@@ -91,7 +100,11 @@ mod tests {
             ("us.amazon.nova-pro-v1:0", "us.amazon.nova-pro-v1%3A0"),
             ("meta.llama3", "meta.llama3"),
         ] {
-            assert_eq!(count_tokens_path(id), format!("/model/{want}/count-tokens"), "{id}");
+            assert_eq!(
+                count_tokens_path(id),
+                format!("/model/{want}/count-tokens"),
+                "{id}"
+            );
         }
     }
 }

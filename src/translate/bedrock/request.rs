@@ -105,7 +105,10 @@ pub fn encode_request(req: &ir::Request, target: &ir::Target) -> Result<Vec<u8>,
 }
 
 /// CountTokens body: `{"input":{"converse":{messages, system, toolConfig}}}`.
-pub fn encode_count_tokens(req: &ir::Request, target: &ir::Target) -> Result<Vec<u8>, GatewayError> {
+pub fn encode_count_tokens(
+    req: &ir::Request,
+    target: &ir::Target,
+) -> Result<Vec<u8>, GatewayError> {
     let conv = Conversation::build(req, target)?;
     let body = w::CountTokensRequest {
         input: w::CountTokensInput {
@@ -138,7 +141,10 @@ fn metadata_ok(v: &str) -> bool {
         && v.chars().all(|c| {
             c.is_ascii_alphanumeric()
                 || c.is_whitespace()
-                || matches!(c, ':' | '_' | '@' | '$' | '#' | '=' | '/' | '+' | ',' | '-' | '.')
+                || matches!(
+                    c,
+                    ':' | '_' | '@' | '$' | '#' | '=' | '/' | '+' | ',' | '-' | '.'
+                )
         })
 }
 
@@ -391,13 +397,17 @@ impl Encoder<'_, '_> {
 /// of a list nor twice in a row (a cache hint on a skipped empty text): a cachePoint marks
 /// the end of a prefix, and a list made of cachePoints alone is not a message.
 fn push_cache_point(cache: &ir::CacheControl, out: &mut Vec<w::ContentBlock>) {
-    let after_content = matches!(out.last(), Some(b) if !matches!(b, w::ContentBlock::CachePoint(_)));
+    let after_content =
+        matches!(out.last(), Some(b) if !matches!(b, w::ContentBlock::CachePoint(_)));
     if cache.is_some() && after_content {
         out.push(w::ContentBlock::CachePoint(w::CachePoint::DEFAULT));
     }
 }
 
-fn tool_config(req: &ir::Request, target: &ir::Target) -> Result<Option<w::ToolConfig>, GatewayError> {
+fn tool_config(
+    req: &ir::Request,
+    target: &ir::Target,
+) -> Result<Option<w::ToolConfig>, GatewayError> {
     let history_uses_tools = req.messages.iter().any(|m| {
         m.content
             .iter()
@@ -434,9 +444,9 @@ fn tool_config(req: &ir::Request, target: &ir::Target) -> Result<Option<w::ToolC
             ))
         }
         Some(ir::ToolChoice::Any) => Some(w::ToolChoice::Any(w::Empty {})),
-        Some(ir::ToolChoice::Tool(name)) => Some(w::ToolChoice::Tool(w::NamedTool {
-            name: name.clone(),
-        })),
+        Some(ir::ToolChoice::Tool(name)) => {
+            Some(w::ToolChoice::Tool(w::NamedTool { name: name.clone() }))
+        }
         Some(ir::ToolChoice::None) => {
             if !history_uses_tools {
                 return Ok(None);

@@ -9,12 +9,18 @@ use serde_json::Value;
 /// the caller to fill (`x-amzn-requestid`, the request's model).
 pub fn decode_response(body: &[u8]) -> Result<Response, GatewayError> {
     let r: w::ConverseResponse = serde_json::from_slice(body).map_err(|e| {
-        GatewayError::new(502, format!("Bedrock answered with a body that is not Converse JSON: {e}"))
+        GatewayError::new(
+            502,
+            format!("Bedrock answered with a body that is not Converse JSON: {e}"),
+        )
     })?;
     let Some(output) = r.output else {
         // Coral errors and some guardrail failures come back as HTTP 200 without `output`.
         let what = match &r.coral_output {
-            Some(w::CoralOutput { kind: Some(kind), message }) => {
+            Some(w::CoralOutput {
+                kind: Some(kind),
+                message,
+            }) => {
                 let mut m = format!("Bedrock answered 200 with an error: {}", clip(kind, 200));
                 if let Some(msg) = message {
                     m.push_str(": ");
@@ -52,7 +58,9 @@ pub fn decode_response(body: &[u8]) -> Result<Response, GatewayError> {
             } else if let Some(data) = r.redacted_content {
                 content.push(Part::RedactedThinking { data });
             } else {
-                log::warn!("bedrock: answer block {i}: reasoningContent of an unknown kind left out");
+                log::warn!(
+                    "bedrock: answer block {i}: reasoningContent of an unknown kind left out"
+                );
             }
         } else {
             // A block kind this gateway does not know (citations, images out, ...).
@@ -63,7 +71,11 @@ pub fn decode_response(body: &[u8]) -> Result<Response, GatewayError> {
         id: String::new(),
         model: String::new(),
         content,
-        stop: r.stop_reason.as_deref().map(stop_reason).unwrap_or_default(),
+        stop: r
+            .stop_reason
+            .as_deref()
+            .map(stop_reason)
+            .unwrap_or_default(),
         stop_sequence: stop_sequence(r.additional_model_response_fields.as_ref()),
         usage: r.usage.as_ref().map(usage).unwrap_or_default(),
     })
@@ -89,11 +101,20 @@ pub(super) fn stop_sequence(extra: Option<&Value>) -> Option<String> {
 
 /// Bedrock usage → neutral; `input` includes cache reads and writes (contract §7).
 pub(super) fn usage(u: &w::Usage) -> UsageUpdate {
-    let parts = [u.input_tokens, u.cache_read_input_tokens, u.cache_write_input_tokens];
+    let parts = [
+        u.input_tokens,
+        u.cache_read_input_tokens,
+        u.cache_write_input_tokens,
+    ];
     let input = if parts.iter().all(Option::is_none) {
         None
     } else {
-        Some(parts.iter().flatten().fold(0u64, |a, b| a.saturating_add(*b)))
+        Some(
+            parts
+                .iter()
+                .flatten()
+                .fold(0u64, |a, b| a.saturating_add(*b)),
+        )
     };
     UsageUpdate {
         input,
@@ -113,11 +134,17 @@ mod tests {
         assert_eq!(stop_reason("end_turn"), StopReason::EndTurn);
         assert_eq!(stop_reason("stop_sequence"), StopReason::StopSequence);
         assert_eq!(stop_reason("max_tokens"), StopReason::MaxTokens);
-        assert_eq!(stop_reason("model_context_window_exceeded"), StopReason::MaxTokens);
+        assert_eq!(
+            stop_reason("model_context_window_exceeded"),
+            StopReason::MaxTokens
+        );
         assert_eq!(stop_reason("tool_use"), StopReason::ToolUse);
         assert_eq!(stop_reason("content_filtered"), StopReason::Refusal);
         assert_eq!(stop_reason("guardrail_intervened"), StopReason::Refusal);
-        assert_eq!(stop_reason("new_reason"), StopReason::Other("new_reason".into()));
+        assert_eq!(
+            stop_reason("new_reason"),
+            StopReason::Other("new_reason".into())
+        );
     }
 
     #[test]

@@ -64,7 +64,9 @@ impl Decoder {
         match f.header_str(":message-type") {
             Some("event") => self.event(f, out),
             Some("exception") => {
-                let kind = f.header_str(":exception-type").unwrap_or("unknownException");
+                let kind = f
+                    .header_str(":exception-type")
+                    .unwrap_or("unknownException");
                 let body: w::ExceptionBody = serde_json::from_slice(&f.payload).unwrap_or_default();
                 let message = body
                     .message
@@ -237,7 +239,12 @@ impl Decoder {
 
     /// Our index of the block open at `bedrock_index`, opening one of `kind` when none is
     /// (or when the open one is of another kind: it is closed first).
-    fn ensure(&mut self, bedrock_index: u64, kind: Kind, out: &mut Vec<Event>) -> Result<usize, GatewayError> {
+    fn ensure(
+        &mut self,
+        bedrock_index: u64,
+        kind: Kind,
+        out: &mut Vec<Event>,
+    ) -> Result<usize, GatewayError> {
         if let Some(o) = self.open.iter().find(|o| o.bedrock_index == bedrock_index) {
             if o.kind == kind {
                 return Ok(o.index);
@@ -283,7 +290,11 @@ impl Decoder {
     }
 
     fn close(&mut self, bedrock_index: u64, out: &mut Vec<Event>) {
-        if let Some(pos) = self.open.iter().position(|o| o.bedrock_index == bedrock_index) {
+        if let Some(pos) = self
+            .open
+            .iter()
+            .position(|o| o.bedrock_index == bedrock_index)
+        {
             let o = self.open.remove(pos);
             out.push(Event::BlockStop { index: o.index });
         }
@@ -297,10 +308,9 @@ impl StreamDecoder for Decoder {
         }
         self.frames.feed(chunk);
         while !self.finished {
-            let frame = self
-                .frames
-                .next_frame()
-                .map_err(|e| GatewayError::new(502, format!("Bedrock stream is unreadable: {e}")))?;
+            let frame = self.frames.next_frame().map_err(|e| {
+                GatewayError::new(502, format!("Bedrock stream is unreadable: {e}"))
+            })?;
             let Some(frame) = frame else { break };
             self.frame(&frame, out)?;
         }
@@ -320,7 +330,10 @@ fn payload<T: DeserializeOwned>(kind: &str, f: &Frame) -> Result<T, GatewayError
     serde_json::from_slice(&f.payload).map_err(|e| {
         GatewayError::new(
             502,
-            format!("Bedrock stream event `{}` is not valid JSON: {e}", clip(kind, 100)),
+            format!(
+                "Bedrock stream event `{}` is not valid JSON: {e}",
+                clip(kind, 100)
+            ),
         )
     })
 }
@@ -350,7 +363,10 @@ mod tests {
     use crate::eventstream::encode_frame;
 
     fn ev(kind: &str, payload: &str) -> Vec<u8> {
-        encode_frame(&[(":message-type", "event"), (":event-type", kind)], payload.as_bytes())
+        encode_frame(
+            &[(":message-type", "event"), (":event-type", kind)],
+            payload.as_bytes(),
+        )
     }
 
     #[test]
@@ -366,7 +382,9 @@ mod tests {
     fn bad_json_in_a_known_event_is_a_502() {
         let mut d = Decoder::new(1024);
         let mut out = Vec::new();
-        let e = d.feed(&ev("contentBlockDelta", "{not json"), &mut out).unwrap_err();
+        let e = d
+            .feed(&ev("contentBlockDelta", "{not json"), &mut out)
+            .unwrap_err();
         assert_eq!(e.status, 502);
     }
 
@@ -385,12 +403,21 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                Event::Start { id: String::new(), model: String::new() },
+                Event::Start {
+                    id: String::new(),
+                    model: String::new()
+                },
                 Event::BlockStart {
                     index: 0,
-                    block: Block::ToolUse { id: String::new(), name: String::new() }
+                    block: Block::ToolUse {
+                        id: String::new(),
+                        name: String::new()
+                    }
                 },
-                Event::Delta { index: 0, delta: Delta::ToolArgs("{}".into()) },
+                Event::Delta {
+                    index: 0,
+                    delta: Delta::ToolArgs("{}".into())
+                },
                 Event::BlockStop { index: 0 },
             ]
         );
