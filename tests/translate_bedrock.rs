@@ -1118,3 +1118,129 @@ fn model_paths() {
         "/model/anthropic.claude-sonnet-4-20250514-v1%3A0/count-tokens"
     );
 }
+
+#[test]
+fn tool_call_stream_event_by_event() {
+    // metadata comes before messageStop in this recording.
+    let events = decode_all(&read("amazon-bedrock-tool-call.1.converse-stream.bin"));
+    assert_eq!(
+        events,
+        vec![
+            Event::Start {
+                id: String::new(),
+                model: String::new()
+            },
+            Event::BlockStart {
+                index: 0,
+                block: Block::ToolUse {
+                    id: "tool-use-id".into(),
+                    name: "test-tool".into()
+                }
+            },
+            Event::Delta {
+                index: 0,
+                delta: Delta::ToolArgs("{\"value\":".into())
+            },
+            Event::Delta {
+                index: 0,
+                delta: Delta::ToolArgs("\"Sparkle Day\"}".into())
+            },
+            Event::BlockStop { index: 0 },
+            Event::Usage(UsageUpdate {
+                input: Some(125),
+                output: Some(45),
+                ..Default::default()
+            }),
+            Event::Stop {
+                reason: StopReason::ToolUse,
+                sequence: None
+            },
+            Event::Done,
+        ]
+    );
+}
+
+const EVENT_TYPES: &[&str] = &[
+    "messageStart",
+    "contentBlockStart",
+    "contentBlockDelta",
+    "contentBlockStop",
+    "messageStop",
+    "metadata",
+    "other",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Arbitrary bytes: an error or events, never a panic; nothing after Error/Done.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        if let Ok(events) = decode_chunks(&bytes, &[7, 1, 30]) {
+            if let Some(p) = events.iter().position(|e| matches!(e, Event::Error(_) | Event::Done)) {
+                prop_assert_eq!(p + 1, events.len());
+            }
+        }
+    }
+
+    /// Well-framed events with arbitrary (often wrong) payloads: same invariants.
+    #[test]
+    fn arbitrary_payloads_in_valid_frames(
+        frames in proptest::collection::vec(
+            (0..EVENT_TYPES.len(), prop_oneof![
+                Just(r#"{"contentBlockIndex":0,"delta":{"text":"x"}}"#.to_owned()),
+                Just(r#"{"contentBlockIndex":1,"start":{"toolUse":{"toolUseId":"t","name":"n"}}}"#.to_owned()),
+                Just(r#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"{}"}}}"#.to_owned()),
+                Just(r#"{"contentBlockIndex":2,"delta":{"reasoningContent":{"signature":"s"}}}"#.to_owned()),
+                Just(r#"{"stopReason":"end_turn"}"#.to_owned()),
+                Just(r#"{"usage":{"inputTokens":1,"outputTokens":2}}"#.to_owned()),
+                Just(r#"{"contentBlockIndex":18446744073709551615}"#.to_owned()),
+                ".{0,40}",
+            ]),
+            0..20,
+        ),
+        exception in any::<bool>(),
+    ) {
+        let mut bytes = Vec::new();
+        for (t, p) in &frames {
+            bytes.extend(event_frame_raw(EVENT_TYPES[*t], p));
+        }
+        if exception {
+            bytes.extend(encode_frame(&[(":message-type", "exception"), (":exception-type", "x")], b"{}"));
+        }
+        if let Ok(events) = decode_chunks(&bytes, &[13]) {
+            if let Some(p) = events.iter().position(|e| matches!(e, Event::Error(_) | Event::Done)) {
+                prop_assert_eq!(p + 1, events.len());
+            }
+            if exception && !events.contains(&Event::Done) {
+                prop_assert!(matches!(events.last(), Some(Event::Error(_))));
+            }
+        }
+    }
+
+    /// encode_frame → FrameDecoder gives back the headers and payload.
+    #[test]
+    fn frames_round_trip(
+        headers in proptest::collection::vec(("[a-z:-]{1,20}", ".{0,40}"), 0..6),
+        payload in proptest::collection::vec(any::<u8>(), 0..300),
+    ) {
+        let hs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let mut d = switchyard::eventstream::FrameDecoder::new(1 << 16);
+        d.feed(&encode_frame(&hs, &payload));
+        let f = d.next_frame().unwrap().unwrap();
+        prop_assert_eq!(&f.payload[..], &payload[..]);
+        prop_assert_eq!(f.headers.len(), hs.len());
+        for ((n, v), (gn, gv)) in hs.iter().zip(&f.headers) {
+            prop_assert_eq!(n, gn);
+            prop_assert_eq!(gv, &switchyard::eventstream::HeaderValue::String((*v).to_owned()));
+        }
+        prop_assert!(d.next_frame().unwrap().is_none());
+    }
+}
+
+fn event_frame_raw(kind: &str, payload: &str) -> Vec<u8> {
+    encode_frame(
+        &[(":message-type", "event"), (":event-type", kind)],
+        payload.as_bytes(),
+    )
+}
