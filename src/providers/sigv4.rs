@@ -179,6 +179,29 @@ mod tests {
         );
     }
 
+    /// An inference-profile ARN: `%2F` in the one segment must be signed as `%252F`, not
+    /// read as a path separator. botocore, same snippet with
+    /// `url=".../model/arn%3Aaws%3Abedrock%3Aus-west-2%3A123456789012%3Aapplication-inference-profile%2Fabc123/converse-stream"`,
+    /// host `bedrock-runtime.us-west-2.amazonaws.com`, region `us-west-2`, no token.
+    #[test]
+    fn matches_botocore_for_an_arn_path() {
+        let h = sign(
+            "POST",
+            "bedrock-runtime.us-west-2.amazonaws.com",
+            "/model/arn%3Aaws%3Abedrock%3Aus-west-2%3A123456789012%3Aapplication-inference-profile%2Fabc123/converse-stream",
+            "application/json",
+            BODY,
+            &creds(None),
+            "us-west-2",
+            UNIX_EPOCH + Duration::from_secs(WHEN),
+        )
+        .unwrap();
+        assert_eq!(
+            header(&h, "authorization"),
+            Some("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240115/us-west-2/bedrock/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=c73d2578649831db828fc996768b8a90e1b979e36611960311fe63ebdbc76414")
+        );
+    }
+
     #[test]
     fn debug_hides_secrets() {
         let s = format!("{:?}", creds(Some("TOKEN123")));
