@@ -440,7 +440,7 @@ fn tool_config(
             return Err(refuse(
                 target,
                 "tool_choice",
-                "`tool_choice` names a tool but the request has no `tools` (provider `{p}`)",
+                "`tool_choice` requires a tool call but the request has no `tools` (provider `{p}`)",
             ))
         }
         Some(ir::ToolChoice::Any) => Some(w::ToolChoice::Any(w::Empty {})),
