@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod count_tokens;
 pub mod errors;
+pub mod eventstream;
 pub mod gateway;
 pub mod head_deadline;
 pub mod lifecycle;

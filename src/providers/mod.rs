@@ -11,6 +11,7 @@ pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
 pub mod openai;
+pub mod sigv4;
 
 use crate::config::{Dialect, Provider};
 use crate::errors::{ClientDialect, GatewayError};

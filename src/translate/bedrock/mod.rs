@@ -1,32 +1,24 @@
-//! The `bedrock` dialect's translation sides (being written; see translate/mod.rs for the contract).
+//! The `bedrock` dialect: AWS Bedrock Converse / ConverseStream, spoken for every Bedrock
+//! model (translation.md §5.3, §6.3, §8; gateway.md §11). Upstream side only: no client
+//! speaks Converse to the gateway.
+//!
+//! - [`request`]: ir::Request → Converse body (and CountTokens); the decisions the spec
+//!   leaves open are listed at the top of that module.
+//! - [`response`]: Converse JSON → ir::Response.
+//! - [`stream`]: eventstream frames → ir::Event.
+//! - [`error`]: error answers → GatewayError.
+//! - [`path`]: `/model/{id}/converse[-stream]`, `/model/{id}/count-tokens`.
+//!
+//! Signing (SigV4, service `bedrock`) is `providers::sigv4`; the framing is `eventstream`.
 
-use super::ir::*;
-use crate::errors::GatewayError;
+pub mod error;
+pub mod path;
+pub mod request;
+pub mod response;
+pub mod stream;
 
-fn pending() -> GatewayError {
-    GatewayError::new(501, "translation for `bedrock` is not built yet")
-}
-
-pub fn encode_request(_req: &Request, _t: &Target) -> Result<Vec<u8>, GatewayError> {
-    Err(pending())
-}
-pub fn decode_response(_body: &[u8]) -> Result<Response, GatewayError> {
-    Err(pending())
-}
-pub fn decode_error(status: u16, _error_type: Option<&str>, _body: &[u8]) -> GatewayError {
-    GatewayError::new(status, "upstream error")
-}
-pub struct Decoder;
-impl Decoder {
-    pub fn new(_max_event: usize) -> Self {
-        Decoder
-    }
-}
-impl StreamDecoder for Decoder {
-    fn feed(&mut self, _c: &[u8], _o: &mut Vec<Event>) -> Result<(), GatewayError> {
-        Err(pending())
-    }
-    fn finish(&mut self, _o: &mut Vec<Event>) -> Result<(), GatewayError> {
-        Err(pending())
-    }
-}
+pub use error::decode_error;
+pub use path::{count_tokens_path, model_path};
+pub use request::{decode_count_tokens, encode_count_tokens, encode_request};
+pub use response::decode_response;
+pub use stream::Decoder;
