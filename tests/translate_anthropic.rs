@@ -762,14 +762,29 @@ fn arb_event() -> impl Strategy<Value = Event> {
                 0 => Block::Text,
                 1 => Block::Thinking,
                 2 => Block::RedactedThinking { data: "r".into() },
-                _ => Block::ToolUse { id: format!("call_{index}"), name: "f".into() },
+                _ => Block::ToolUse {
+                    id: format!("call_{index}"),
+                    name: "f".into()
+                },
             },
         }),
-        (idx.clone(), "[a-z]{0,3}").prop_map(|(index, s)| Event::Delta { index, delta: Delta::Text(s) }),
-        (idx.clone(), "[a-z]{0,3}").prop_map(|(index, s)| Event::Delta { index, delta: Delta::ToolArgs(s) }),
+        (idx.clone(), "[a-z]{0,3}").prop_map(|(index, s)| Event::Delta {
+            index,
+            delta: Delta::Text(s)
+        }),
+        (idx.clone(), "[a-z]{0,3}").prop_map(|(index, s)| Event::Delta {
+            index,
+            delta: Delta::ToolArgs(s)
+        }),
         idx.prop_map(|index| Event::BlockStop { index }),
-        (0u64..100).prop_map(|n| Event::Usage(UsageUpdate { output: Some(n), ..Default::default() })),
-        Just(Event::Stop { reason: StopReason::ToolUse, sequence: None }),
+        (0u64..100).prop_map(|n| Event::Usage(UsageUpdate {
+            output: Some(n),
+            ..Default::default()
+        })),
+        Just(Event::Stop {
+            reason: StopReason::ToolUse,
+            sequence: None
+        }),
     ]
 }
 

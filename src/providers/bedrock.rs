@@ -5,7 +5,6 @@
 //! final body and the Host actually sent) after everything else is final, or carry
 //! `AWS_BEARER_TOKEN_BEDROCK` instead.
 
-use super::azure::encode_segment;
 use super::{
     bearer, set_host_and_length, strip_headers, Adapter, Operation, ANTHROPIC_HEADERS,
     CLIENT_ONLY_HEADERS, FRAMING, HOP_BY_HOP_HEADERS,
@@ -13,28 +12,12 @@ use super::{
 use crate::config::Provider;
 use crate::errors::GatewayError;
 use crate::pool::PoolEndpoint;
+use crate::translate::bedrock::path as bedrock_paths;
 use crate::translate::Wire;
 use pingora_error::{Error, ErrorType};
 use pingora_http::RequestHeader;
 
 pub struct Bedrock;
-
-/// Bedrock's cross-region inference prefixes, which CountTokens does not take.
-const GEO_PREFIXES: &[&str] = &[
-    "us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.",
-];
-
-/// The model id CountTokens takes: the base model, without a cross-region prefix.
-pub fn count_tokens_model(model: &str) -> &str {
-    for p in GEO_PREFIXES {
-        if let Some(rest) = model.strip_prefix(p) {
-            if rest.starts_with("anthropic.") {
-                return rest;
-            }
-        }
-    }
-    model
-}
 
 impl Adapter for Bedrock {
     fn wire(&self, _provider: &Provider, _model: &str) -> Option<Wire> {
@@ -51,18 +34,12 @@ impl Adapter for Bedrock {
         let root = provider.base_path.trim_end_matches('/');
         match op {
             Operation::ChatCompletions | Operation::Messages => Ok(format!(
-                "{root}/model/{}/{}",
-                encode_segment(model),
-                if stream {
-                    "converse-stream"
-                } else {
-                    "converse"
-                }
+                "{root}{}",
+                bedrock_paths::model_path(model, stream)
             )),
-            Operation::CountTokens => Ok(format!(
-                "{root}/model/{}/count-tokens",
-                encode_segment(count_tokens_model(model))
-            )),
+            Operation::CountTokens => {
+                Ok(format!("{root}{}", bedrock_paths::count_tokens_path(model)))
+            }
             other => Err(GatewayError::bad_request(format!(
                 "provider `{}` (Bedrock Converse) does not serve {}",
                 provider.id,
@@ -102,17 +79,45 @@ impl Adapter for Bedrock {
     }
 }
 
+/// SigV4 over the request as it will be sent: method, final path, the Host header set
+/// above, content type and body.
 fn sign(
-    _provider: &Provider,
-    _keys: &crate::config::AwsKeys,
-    _endpoint: &PoolEndpoint,
-    _hdr: &mut RequestHeader,
-    _body: &[u8],
+    provider: &Provider,
+    keys: &crate::config::AwsKeys,
+    endpoint: &PoolEndpoint,
+    hdr: &mut RequestHeader,
+    body: &[u8],
 ) -> pingora_error::Result<()> {
-    Err(Error::explain(
-        ErrorType::InternalError,
-        "SigV4 signing is not wired yet",
-    ))
+    let creds = super::sigv4::AwsCredentials {
+        access_key_id: keys.access_key_id.clone(),
+        secret_access_key: keys.secret_access_key.clone(),
+        session_token: keys.session_token.clone(),
+    };
+    let path = hdr
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let region = provider.region.as_deref().unwrap_or_default();
+    let signed = super::sigv4::sign(
+        hdr.method.as_str(),
+        endpoint.host.to_str().unwrap_or_default(),
+        &path,
+        "application/json",
+        body,
+        &creds,
+        region,
+        std::time::SystemTime::now(),
+    )
+    .map_err(|why| Error::explain(ErrorType::InternalError, format!("SigV4: {why}")))?;
+    for (name, value) in signed {
+        let sensitive = name == "authorization" || name == "x-amz-security-token";
+        let mut v = http::HeaderValue::from_str(&value)
+            .map_err(|_| Error::explain(ErrorType::InternalError, "SigV4 header"))?;
+        v.set_sensitive(sensitive);
+        hdr.insert_header(name, v)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -314,12 +314,14 @@ pub async fn admit(
     Ok(false)
 }
 
-/// Does this target count tokens itself (Anthropic's and Bedrock's count-tokens APIs)?
+/// Does this target count tokens itself (Anthropic's API; Bedrock's CountTokens for Claude)?
 fn counts_tokens(c: &crate::routing::Candidate) -> bool {
-    matches!(
-        crate::providers::wire_for(&c.provider.provider, &c.upstream_model),
-        Some(crate::translate::Wire::AnthropicMessages)
-    )
+    match crate::providers::wire_for(&c.provider.provider, &c.upstream_model) {
+        Some(crate::translate::Wire::AnthropicMessages) => true,
+        // Bedrock's CountTokens serves Claude models.
+        Some(crate::translate::Wire::BedrockConverse) => c.upstream_model.contains("anthropic."),
+        _ => false,
+    }
 }
 
 /// Answer with an error; always `Ok(true)` unless the write itself failed.

@@ -96,6 +96,22 @@ pub fn prepare(
             answer,
         });
     }
+    if op == Operation::CountTokens && wire == Wire::BedrockConverse {
+        // Bedrock's own CountTokens (Claude models): exact, from the same Converse input.
+        let ir = client_request(ctx)?;
+        let target = translate::Target {
+            provider: &provider.id,
+            model: upstream_model,
+            default_max_tokens: 0,
+        };
+        let body = translate::bedrock::encode_count_tokens(&ir, &target)?;
+        answer.stream = false;
+        return Ok(Prepared {
+            path,
+            body: Bytes::from(body),
+            answer,
+        });
+    }
     if !op.is_chat() {
         return Err(GatewayError::bad_request(format!(
             "provider `{}` does not serve {} (only chat requests are translated between dialects)",

@@ -507,6 +507,26 @@ fn whole_json(
     let Some(answer) = answer(ctx) else {
         return Ok(());
     };
+    if answer.op == crate::providers::Operation::CountTokens {
+        // Bedrock's `{"inputTokens": N}` in Anthropic's shape.
+        let out = match translate::bedrock::decode_count_tokens(held) {
+            Some(n) => serde_json::json!({ "input_tokens": n })
+                .to_string()
+                .into_bytes(),
+            None => {
+                let p = provider_label(ctx);
+                GatewayError::new(
+                    502,
+                    format!("upstream `{p}` answered count-tokens with no count"),
+                )
+                .body(answer.client)
+            }
+        };
+        held.clear();
+        ctx.committed = true;
+        *body = Some(Bytes::from(out));
+        return Ok(());
+    }
     let out = match translate::decode_response(answer.wire, held) {
         Ok(resp) => {
             ctx.usage = Some(resp.usage.to_usage());

@@ -469,7 +469,10 @@ fn assistant_with_only_tools_has_null_content() {
         }],
         ..Default::default()
     };
-    assert_eq!(encode(&thinking_only, "vllm")["messages"][0], json!({"role": "assistant", "content": ""}));
+    assert_eq!(
+        encode(&thinking_only, "vllm")["messages"][0],
+        json!({"role": "assistant", "content": ""})
+    );
 }
 
 #[test]
