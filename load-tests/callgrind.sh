@@ -3,6 +3,8 @@
 # CPU-time numbers on this shared VM drift by ±40 % within an hour.
 #
 #   bash load-tests/callgrind.sh            # N=2000 requests after a 300-request warm-up
+#   TRANSLATED=1 bash load-tests/callgrind.sh   # also the translated paths (issue 8):
+#       Anthropic client -> OpenAI upstream, plain and streamed
 #
 # Runs the mock upstream natively, then each proxy under `valgrind --tool=callgrind` with
 # collection zeroed after the warm-up, sends N small chat completions over 8 keep-alive
@@ -40,10 +42,11 @@ PIDS+=($!)
 
 
 body='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in one word."}],"max_tokens":8}'
+endpoint=/v1/chat/completions
 load() { # port count
   "$OHA" --no-tui -n "$2" -c 8 -m POST -H "content-type: application/json" \
-    -H "authorization: Bearer sk-load" -d "$body" --output-format json \
-    "http://127.0.0.1:$1/v1/chat/completions" >"$OUT/oha.json"
+    -H "authorization: Bearer sk-load" -H "anthropic-version: 2023-06-01" -d "$body" --output-format json \
+    "http://127.0.0.1:$1$endpoint" >"$OUT/oha.json"
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); c=d["statusCodeDistribution"]; ok=c.get("200",0); sys.exit(0 if ok==int(sys.argv[2]) else "not all 200: %s" % c)' "$OUT/oha.json" "$2"
 }
 measure() { # name port command...
@@ -67,4 +70,17 @@ measure() { # name port command...
   measure pingora-bare "$BARE" "$ROOT/target/release/examples/bare_proxy" "127.0.0.1:$BARE" "127.0.0.1:$MOCK"
   RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RIG_KEY=sk-load \
     measure switchyard "$SY" "$ROOT/target/release/switchyard" --config "$ROOT/load-tests/realistic.yaml"
+  if [ -n "${TRANSLATED:-}" ]; then
+    endpoint=/v1/messages
+    body='{"model":"gpt-4o-mini","max_tokens":8,"messages":[{"role":"user","content":"Say hello in one word."}]}'
+    RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RIG_KEY=sk-load \
+      measure messages-to-openai "$SY" "$ROOT/target/release/switchyard" --config "$ROOT/load-tests/realistic.yaml"
+    body='{"model":"gpt-4o-mini","max_tokens":8,"stream":true,"messages":[{"role":"user","content":"Say hello in one word."}]}'
+    RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RIG_KEY=sk-load \
+      measure messages-to-openai-stream "$SY" "$ROOT/target/release/switchyard" --config "$ROOT/load-tests/realistic.yaml"
+    endpoint=/v1/chat/completions
+    body='{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello in one word."}],"max_tokens":8}'
+    RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RIG_KEY=sk-load \
+      measure chat-stream-same-dialect "$SY" "$ROOT/target/release/switchyard" --config "$ROOT/load-tests/realistic.yaml"
+  fi
 } | tee "$OUT/summary.tsv"

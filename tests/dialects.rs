@@ -103,8 +103,7 @@ async fn anthropic_stream_passes_through_and_usage_is_logged() {
     let line = gw
         .logs()
         .lines()
-        .filter(|l| l.contains("\"path\":\"/v1/messages\""))
-        .last()
+        .rfind(|l| l.contains("\"path\":\"/v1/messages\""))
         .map(str::to_string)
         .expect("access log line");
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();

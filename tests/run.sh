@@ -3,13 +3,16 @@
 #   bash tests/run.sh
 # Installs what it needs (cmake for Pingora's zlib-ng, Python venv with the official SDKs),
 # builds, runs the Rust tests (unit + end-to-end against the real binary), validates every
-# example config with `switchyard check`, then runs the SDK suite against the gateway.
+# example config with `switchyard check`, then runs the SDK suite against the gateway and
+# Claude Code (npm, pinned) against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 if ((${#need_apt[@]})); then
   echo "== installing ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
@@ -39,6 +42,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/sdk/requirements.txt
 .venv/bin/python -m pytest -q tests/sdk
+
+echo "== a real agent: Claude Code through the gateway (Anthropic and OpenAI-compatible upstreams)"
+bash tests/agents/claude_code.sh
 
 echo "== fuzz smoke: every target builds and runs 30 s without a finding"
 bash fuzz/ci.sh
