@@ -36,6 +36,10 @@ models:
     targets: [ {{ provider: azure1, model: dep-2 }} ]
   fleet-chat:
     targets: [ {{ provider: fleet, model: meta-llama/Llama-3.1-8B-Instruct }} ]
+  claude-then-fleet:
+    targets:
+      - {{ provider: claude }}
+      - {{ provider: fleet, priority: 1 }}
 "#,
         a = a.addr,
         b = b.addr,
@@ -237,4 +241,93 @@ async fn azure_deployments_and_v1_forms_with_api_key_and_no_authorization() {
         r.header("x-mock-path"),
         Some("/openai/deployments/dep-1/embeddings?api-version=2025-01-01-preview")
     );
+}
+
+#[tokio::test]
+async fn a_target_that_cannot_take_the_request_costs_no_attempt_and_does_not_mask_the_answer() {
+    let (_a, _b, gw) = start().await;
+    let auth = format!("Bearer {KEY}");
+    let h = [("authorization", auth.as_str())];
+    // Anthropic serves no embeddings: refused before connecting, the fleet answers.
+    let r = gw
+        .post_json(
+            "/v1/embeddings",
+            &h,
+            r#"{"model":"claude-then-fleet","input":"hi"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-mock-id"), Some("b"));
+    // When the answering upstream fails, its status wins over the earlier refusal.
+    let r = gw
+        .post_json(
+            "/v1/embeddings",
+            &[("authorization", auth.as_str()), ("x-mock", "status:503")],
+            r#"{"model":"claude-then-fleet","input":"hi"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    // Every target refusing: the refusal, in the client's dialect.
+    let r = gw
+        .post_json("/v1/embeddings", &h, r#"{"model":"claude-x","input":"hi"}"#)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("claude"));
+}
+
+#[tokio::test]
+async fn an_empty_upstream_error_body_reaches_the_client_with_a_message() {
+    let (_a, _b, gw) = start().await;
+    let auth = format!("Bearer {KEY}");
+    let r = gw
+        .post_json(
+            "/v1/chat/completions",
+            &[
+                ("authorization", auth.as_str()),
+                ("x-mock", "empty-status:502"),
+            ],
+            r#"{"model":"fleet-chat","messages":[{"role":"user","content":"hi"}]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 502);
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("502"), "{msg}");
+    // The same to an Anthropic client, in Anthropic's shape.
+    let r = messages(
+        &gw,
+        r#"{"model":"fleet-chat","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#,
+        &[("x-mock", "empty-status:500")],
+    )
+    .await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["type"], "error");
+    assert_eq!(r.json()["error"]["type"], "api_error");
+}
+
+#[tokio::test]
+async fn passthrough_uses_each_providers_own_credential_header() {
+    let (_a, _b, gw) = start().await;
+    let r = gw
+        .post_json(
+            "/passthrough/claude/v1/messages",
+            &[("x-api-key", KEY), ("anthropic-version", "2023-06-01")],
+            r#"{"model":"m","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-mock-anthropic-auth"), Some("x-api-key"));
+    assert!(!names(&r).iter().any(|n| n == "authorization"));
+    let auth = format!("Bearer {KEY}");
+    let r = gw
+        .post_json(
+            "/passthrough/azure/openai/deployments/d/chat/completions?api-version=2025-01-01-preview",
+            &[("authorization", auth.as_str())],
+            r#"{"messages":[{"role":"user","content":"hi"}]}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!names(&r).iter().any(|n| n == "authorization"));
 }

@@ -153,7 +153,28 @@ pub fn on_upstream_header(ctx: &mut RequestCtx, resp: &mut ResponseHeader) -> Re
             return Err(e);
         }
     }
+    if status >= 400 && ctx.kind != RequestKind::Passthrough && empty_body(resp) {
+        // Pingora runs no body filter for an empty body, so the error is answered here, in
+        // the client's dialect, with the upstream's status and a message saying it was empty.
+        if let Some(a) = answer(ctx) {
+            let err =
+                translate::decode_error(a.wire, status, ctx.upstream_error_type.as_deref(), b"");
+            ctx.last_error = Some(err.message.clone());
+            ctx.local_error = Some(err);
+            let mut e = Error::explain(ErrorType::HTTPStatus(status), "empty upstream error body");
+            e.set_retry(false);
+            return Err(e);
+        }
+    }
     Ok(())
+}
+
+/// The upstream declared an empty body.
+fn empty_body(resp: &ResponseHeader) -> bool {
+    resp.headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == "0")
 }
 
 /// The answer plan of the attempt in flight.

@@ -22,6 +22,7 @@
 //! | `reset`                  | closes the connection without answering |
 //! | `sse:N:MS`               | N content events spaced MS ms apart, then usage (if asked) and `[DONE]` |
 //! | `cut:N`                  | N content events, then the connection drops (no `[DONE]`) |
+//! | `empty-status:CODE`      | that status with an empty body |
 //! | `error-event`            | a 200 stream whose only event is an `{"error":...}` chunk, then `[DONE]` |
 //!
 //! `x-mock-<id>` sets the behaviour of the mock started with that id alone (failover tests).
@@ -456,12 +457,14 @@ pub(crate) async fn respond_openai(
             let _ = sock.set_zero_linger(); // RST, not FIN
             Ok(false)
         }
-        "status" | "text-status" => {
+        "status" | "text-status" | "empty-status" => {
             let code: u16 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(500);
             if let Some(ra) = parts.next() {
                 common.push_str(&format!("retry-after: {ra}\r\n"));
             }
-            let (ctype, body) = if behaviour.starts_with("text-") {
+            let (ctype, body) = if behaviour.starts_with("empty-") {
+                ("application/json", String::new())
+            } else if behaviour.starts_with("text-") {
                 ("text/plain", format!("upstream says {code}"))
             } else {
                 (
