@@ -83,23 +83,50 @@ impl GatewayError {
         }
     }
 
-    /// The JSON body in the client's dialect.
+    /// The JSON body in the client's dialect, keys in the order each provider writes them.
     pub fn body(&self, dialect: ClientDialect) -> Vec<u8> {
-        let v = match dialect {
-            ClientDialect::OpenAi => serde_json::json!({
-                "error": {
-                    "message": self.message,
-                    "type": Self::openai_type(self.status),
-                    "param": self.param,
-                    "code": self.code,
-                }
+        #[derive(serde::Serialize)]
+        struct OpenAiInner<'a> {
+            message: &'a str,
+            #[serde(rename = "type")]
+            kind: &'static str,
+            param: Option<&'static str>,
+            code: Option<&'static str>,
+        }
+        #[derive(serde::Serialize)]
+        struct OpenAi<'a> {
+            error: OpenAiInner<'a>,
+        }
+        #[derive(serde::Serialize)]
+        struct AnthropicInner<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            message: &'a str,
+        }
+        #[derive(serde::Serialize)]
+        struct Anthropic<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            error: AnthropicInner<'a>,
+        }
+        let out = match dialect {
+            ClientDialect::OpenAi => serde_json::to_vec(&OpenAi {
+                error: OpenAiInner {
+                    message: &self.message,
+                    kind: Self::openai_type(self.status),
+                    param: self.param,
+                    code: self.code,
+                },
             }),
-            ClientDialect::Anthropic => serde_json::json!({
-                "type": "error",
-                "error": { "type": Self::anthropic_type(self.status), "message": self.message }
+            ClientDialect::Anthropic => serde_json::to_vec(&Anthropic {
+                kind: "error",
+                error: AnthropicInner {
+                    kind: Self::anthropic_type(self.status),
+                    message: &self.message,
+                },
             }),
         };
-        serde_json::to_vec(&v).unwrap_or_default()
+        out.unwrap_or_default()
     }
 }
 

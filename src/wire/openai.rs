@@ -490,17 +490,3 @@ pub struct FunctionDeltaOut<'a> {
     pub name: Option<&'a str>,
     pub arguments: &'a str,
 }
-
-#[derive(Debug, Serialize)]
-pub struct ErrorChunkOut<'a> {
-    pub error: ErrorBodyOut<'a>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ErrorBodyOut<'a> {
-    pub message: &'a str,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub param: Option<&'a str>,
-    pub code: Option<&'a str>,
-}

@@ -511,20 +511,6 @@ struct SseDeltaUsage {
     cache_creation_input_tokens: u64,
 }
 
-#[derive(Serialize)]
-struct SseError<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    error: SseErrorBody<'a>,
-}
-
-#[derive(Serialize)]
-struct SseErrorBody<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    message: &'a str,
-}
-
 fn write_event<T: Serialize>(out: &mut Vec<u8>, name: &str, data: &T) {
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(name.as_bytes());
@@ -795,17 +781,8 @@ impl StreamEncoder for Encoder {
             return;
         }
         self.ended = true;
-        write_event(
-            out,
-            "error",
-            &SseError {
-                kind: "error",
-                error: SseErrorBody {
-                    kind: GatewayError::anthropic_type(err.status),
-                    message: &err.message,
-                },
-            },
-        );
+        // Written where every error is (errors.rs): one boundary for all dialects.
+        out.extend_from_slice(&err.terminal_event(crate::errors::ClientDialect::Anthropic));
     }
 }
 

@@ -593,17 +593,8 @@ impl StreamEncoder for Encoder {
         if self.ended {
             return;
         }
-        let body = wire::ErrorChunkOut {
-            error: wire::ErrorBodyOut {
-                message: &err.message,
-                kind: GatewayError::openai_type(err.status),
-                param: err.param,
-                code: err.code,
-            },
-        };
-        out.extend_from_slice(b"data: ");
-        let _ = serde_json::to_writer(&mut *out, &body);
-        out.extend_from_slice(b"\n\ndata: [DONE]\n\n");
+        // Written where every error is (errors.rs): one boundary for all dialects.
+        out.extend_from_slice(&err.terminal_event(crate::errors::ClientDialect::OpenAi));
         self.ended = true;
     }
 }
