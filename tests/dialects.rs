@@ -21,6 +21,7 @@ providers:
   claude:   {{ type: anthropic, base_url: "http://{a}", api_key: sk-ant-upstream }}
   claude2:  {{ type: anthropic, base_url: "http://{b}", api_key: sk-ant-backup }}
   fleet:    {{ type: openai, base_url: "http://{b}/v1", api_key: sk-fleet }}
+  pool:     {{ type: openai, endpoints: ["{b}"] }}
   azure:    {{ type: azure_openai, endpoint: "http://{a}", api_key: az-key-1, api_version: "2025-01-01-preview" }}
   azure1:   {{ type: azure_openai, endpoint: "http://{b}", api_key: az-key-2 }}
 models:
@@ -36,6 +37,8 @@ models:
     targets: [ {{ provider: azure1, model: dep-2 }} ]
   fleet-chat:
     targets: [ {{ provider: fleet, model: meta-llama/Llama-3.1-8B-Instruct }} ]
+  pool-chat:
+    targets: [ {{ provider: pool, model: qwen3 }} ]
   claude-then-fleet:
     targets:
       - {{ provider: claude }}
@@ -197,6 +200,18 @@ async fn count_tokens_is_forwarded_to_anthropic_and_estimated_elsewhere() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-switchyard-token-count"), Some("estimate"));
+    assert!(r.json()["input_tokens"].as_u64().unwrap() > 0);
+    // A self-hosted pool's tokenizer, chat template applied there: exact.
+    let r = gw
+        .post_json(
+            "/v1/messages/count_tokens",
+            &[("x-api-key", KEY), ("anthropic-version", "2023-06-01")],
+            &body.replace("claude-x", "pool-chat"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-mock-path"), Some("/tokenize"));
+    assert_eq!(r.header("x-switchyard-token-count"), Some("exact"));
     assert!(r.json()["input_tokens"].as_u64().unwrap() > 0);
 }
 

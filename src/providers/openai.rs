@@ -26,6 +26,12 @@ impl Adapter for OpenAiCompatible {
         _model: &str,
         _stream: bool,
     ) -> Result<String, GatewayError> {
+        if op == Operation::CountTokens {
+            // vLLM's (and SGLang's) tokenizer sits at the server root, beside `/v1`.
+            let root = provider.base_path.trim_end_matches('/');
+            let root = root.strip_suffix("/v1").unwrap_or(root);
+            return Ok(format!("{root}/tokenize"));
+        }
         match op.openai_suffix() {
             Some(suffix) => Ok(format!("{}{suffix}", provider.base_path)),
             None => Err(GatewayError::bad_request(format!(

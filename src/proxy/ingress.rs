@@ -320,6 +320,11 @@ fn counts_tokens(c: &crate::routing::Candidate) -> bool {
         Some(crate::translate::Wire::AnthropicMessages) => true,
         // Bedrock's CountTokens serves Claude models.
         Some(crate::translate::Wire::BedrockConverse) => c.upstream_model.contains("anthropic."),
+        // Self-hosted OpenAI-compatible pools (vLLM, SGLang) expose `/tokenize`.
+        Some(crate::translate::Wire::OpenAiChat) => {
+            c.provider.provider.discover_models
+                && c.provider.provider.dialect == crate::config::Dialect::OpenAi
+        }
         _ => false,
     }
 }

@@ -112,6 +112,39 @@ pub fn prepare(
             answer,
         });
     }
+    if op == Operation::CountTokens && wire == Wire::OpenAiChat && !provider.discover_models {
+        // Hosted OpenAI-compatible APIs count no tokens: skipped (the gateway estimates when
+        // no target can count).
+        return Err(GatewayError::bad_request(format!(
+            "provider `{}` does not count tokens",
+            provider.id
+        )));
+    }
+    if op == Operation::CountTokens && wire == Wire::OpenAiChat {
+        // A self-hosted server's tokenizer, chat template applied (vLLM `/tokenize` takes
+        // the chat request's `messages` and `tools`): an exact count.
+        let ir = client_request(ctx)?;
+        let target = translate::Target {
+            provider: &provider.id,
+            model: upstream_model,
+            default_max_tokens: 0,
+        };
+        let chat: serde_json::Value =
+            serde_json::from_slice(&translate::encode_request(wire, &ir, &target)?)
+                .map_err(|e| GatewayError::new(500, format!("tokenize request: {e}")))?;
+        let mut body = serde_json::Map::new();
+        for key in ["model", "messages", "tools"] {
+            if let Some(v) = chat.get(key) {
+                body.insert(key.to_string(), v.clone());
+            }
+        }
+        answer.stream = false;
+        return Ok(Prepared {
+            path,
+            body: Bytes::from(serde_json::Value::Object(body).to_string()),
+            answer,
+        });
+    }
     if !op.is_chat() {
         return Err(GatewayError::bad_request(format!(
             "provider `{}` does not serve {} (only chat requests are translated between dialects)",

@@ -283,6 +283,10 @@ fn relay_for(ctx: &mut RequestCtx, resp: &mut ResponseHeader, header_sent: bool)
         }
     } else if answer.translated {
         rechunk(resp, Some("application/json"))?;
+        if answer.op == crate::providers::Operation::CountTokens {
+            // Counted by the upstream's own tokenizer (not the gateway's estimate).
+            resp.insert_header(crate::count_tokens::HEADER, "exact")?;
+        }
         Relay::WholeJson(BytesMut::new())
     } else {
         // Same dialect, whole JSON: passes through as it is, framing included.
@@ -529,8 +533,12 @@ fn whole_json(
         return Ok(());
     };
     if answer.op == crate::providers::Operation::CountTokens {
-        // Bedrock's `{"inputTokens": N}` in Anthropic's shape.
-        let out = match translate::bedrock::decode_count_tokens(held) {
+        // Bedrock's `{"inputTokens": N}` or a tokenizer's `{"count": N}`, in Anthropic's shape.
+        let count = match answer.wire {
+            translate::Wire::BedrockConverse => translate::bedrock::decode_count_tokens(held),
+            _ => tokenizer_count(held),
+        };
+        let out = match count {
             Some(n) => serde_json::json!({ "input_tokens": n })
                 .to_string()
                 .into_bytes(),
@@ -585,6 +593,18 @@ fn json_tail(ctx: &mut RequestCtx, tail: &mut BytesMut, body: &Option<Bytes>, eo
             let _ = tail.split_to(cut);
         }
     }
+}
+
+/// vLLM's `/tokenize` answer: `count` (or the length of `tokens`).
+fn tokenizer_count(body: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Tokenized {
+        count: Option<u64>,
+        #[serde(default)]
+        tokens: Vec<serde::de::IgnoredAny>,
+    }
+    let t: Tokenized = serde_json::from_slice(body).ok()?;
+    Some(t.count.unwrap_or(t.tokens.len() as u64))
 }
 
 /// Usage of a same-dialect JSON answer, in the dialect it is written in.

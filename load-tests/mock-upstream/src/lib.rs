@@ -23,6 +23,7 @@
 //! | `sse:N:MS`               | N content events spaced MS ms apart, then usage (if asked) and `[DONE]` |
 //! | `cut:N`                  | N content events, then the connection drops (no `[DONE]`) |
 //! | `empty-status:CODE`      | that status with an empty body |
+//! | (path `/tokenize`)       | vLLM's tokenizer answer `{"count": body bytes / 4, ...}` |
 //! | `error-event`            | a 200 stream whose only event is an `{"error":...}` chunk, then `[DONE]` |
 //!
 //! `x-mock-<id>` sets the behaviour of the mock started with that id alone (failover tests).
@@ -489,6 +490,10 @@ pub(crate) async fn respond_openai(
                 format!(
                     r#"{{"object":"list","data":[{{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}}],"model":"{model}","usage":{{"prompt_tokens":4,"total_tokens":4}}}}"#
                 )
+            } else if route == "/tokenize" {
+                // vLLM's tokenizer endpoint: a count that follows the request (bytes / 4).
+                let n = (req.body.len() / 4).max(1);
+                format!(r#"{{"count":{n},"max_model_len":8192,"tokens":[]}}"#)
             } else if route.ends_with("/models") {
                 format!(
                     r#"{{"object":"list","data":[{{"id":"mock-{id}-model","object":"model","owned_by":"mock"}}]}}"#
