@@ -75,7 +75,7 @@ measure() { # name pgid url body
     cat >"$OUT/litellm.yaml" <<YAML
 model_list:
   - model_name: gpt-4o-mini
-    litellm_params: { model: openai/gpt-4o-mini, api_base: "http://127.0.0.1:$MOCK/v1", api_key: sk-upstream }
+    litellm_params: { model: hosted_vllm/gpt-4o-mini, api_base: "http://127.0.0.1:$MOCK/v1", api_key: sk-upstream }
 general_settings: { master_key: sk-load }
 YAML
     LITELLM_MASTER_KEY=sk-load LITELLM_LOG=ERROR setsid "$TOOLS/litellm-venv/bin/litellm" --config "$OUT/litellm.yaml" \
