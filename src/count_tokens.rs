@@ -46,6 +46,45 @@ pub fn estimate_request(req: &Request) -> u64 {
     chars.div_ceil(4) + extra
 }
 
+/// The body of a `/tokenize` request that both common servers read: vLLM takes the chat
+/// request's `messages` and `tools` (its chat template applied: exact), llama-server takes
+/// `content` (the text, without its template) and ignores the rest, as vLLM ignores `content`.
+pub fn tokenize_body(chat: &serde_json::Value, req: &Request) -> serde_json::Value {
+    let mut body = serde_json::Map::new();
+    for key in ["model", "messages", "tools"] {
+        if let Some(v) = chat.get(key) {
+            body.insert(key.to_string(), v.clone());
+        }
+    }
+    let mut text = String::new();
+    let mut push = |t: &str| {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(t);
+    };
+    for p in req
+        .system
+        .iter()
+        .chain(req.messages.iter().flat_map(|m| m.content.iter()))
+    {
+        match p {
+            Part::Text { text, .. } | Part::Thinking { text, .. } => push(text),
+            Part::ToolResult { content, .. } => {
+                for c in content {
+                    if let Part::Text { text, .. } = c {
+                        push(text);
+                    }
+                }
+            }
+            Part::ToolUse { name, input, .. } => push(&format!("{name} {input}")),
+            _ => {}
+        }
+    }
+    body.insert("content".into(), serde_json::Value::String(text));
+    serde_json::Value::Object(body)
+}
+
 fn count_part(p: &Part, chars: &mut u64, extra: &mut u64) {
     match p {
         Part::Text { text, .. } => *chars += text.chars().count() as u64,
@@ -60,5 +99,40 @@ fn count_part(p: &Part, chars: &mut u64, extra: &mut u64) {
             }
         }
         Part::RedactedThinking { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokenize_body_serves_vllm_and_llama_server() {
+        let req = crate::translate::decode_request(
+            ClientDialect::Anthropic,
+            br#"{"model":"m","system":"be brief","messages":[{"role":"user","content":"hello there"}]}"#,
+        )
+        .unwrap();
+        let chat = serde_json::json!({"model":"up","messages":[{"role":"user","content":"hello there"}],"max_tokens":5});
+        let b = tokenize_body(&chat, &req);
+        assert_eq!(b["model"], "up");
+        assert_eq!(b["messages"][0]["content"], "hello there");
+        assert_eq!(b["content"], "be brief\nhello there");
+        assert!(b.get("max_tokens").is_none());
+    }
+
+    #[test]
+    fn estimate_grows_with_the_text() {
+        let short =
+            estimate(br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#).unwrap();
+        let long = estimate(
+            format!(
+                r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}]}}"#,
+                "word ".repeat(400)
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert!(short < 10 && long > 400, "{short} {long}");
     }
 }

@@ -132,16 +132,11 @@ pub fn prepare(
         let chat: serde_json::Value =
             serde_json::from_slice(&translate::encode_request(wire, &ir, &target)?)
                 .map_err(|e| GatewayError::new(500, format!("tokenize request: {e}")))?;
-        let mut body = serde_json::Map::new();
-        for key in ["model", "messages", "tools"] {
-            if let Some(v) = chat.get(key) {
-                body.insert(key.to_string(), v.clone());
-            }
-        }
+        let body = crate::count_tokens::tokenize_body(&chat, &ir);
         answer.stream = false;
         return Ok(Prepared {
             path,
-            body: Bytes::from(serde_json::Value::Object(body).to_string()),
+            body: Bytes::from(body.to_string()),
             answer,
         });
     }
