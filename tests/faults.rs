@@ -630,3 +630,32 @@ async fn the_last_target_failing_in_band_reaches_the_client_as_its_error() {
     assert!(r.text().contains("mock overloaded"), "{}", r.text());
     assert!(r.text().ends_with("data: [DONE]\n\n"));
 }
+
+#[tokio::test]
+async fn a_failed_attempts_upstream_time_is_not_gateway_overhead() {
+    let (a, b) = (
+        Mock::start("a").await.unwrap(),
+        Mock::start("b").await.unwrap(),
+    );
+    let gw = gateway(&a, &b, "").await;
+    // The primary stalls past first_byte_timeout (1 s), then the backup answers.
+    let r = chat(
+        &gw,
+        r#"{"model":"paired","messages":[{"role":"user","content":"hi"}]}"#,
+        &[("x-mock-a", "stall")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!((chats(&a), chats(&b)), (1, 1));
+    let metrics = gw.get("/metrics", &[]).await.text();
+    let sum: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("switchyard_overhead_seconds_sum") && l.contains("chat"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no overhead sum: {metrics:.2000}"));
+    assert!(
+        sum < 0.5,
+        "the 1 s the primary stalled was counted as overhead: {sum}"
+    );
+}
