@@ -181,8 +181,6 @@ pub fn openai_envelope_for_upstream(status: u16, body: &[u8]) -> Option<Vec<u8>>
     #[derive(serde::Deserialize)]
     struct Probe {
         error: Option<serde_json::Value>,
-        message: Option<String>,
-        detail: Option<serde_json::Value>,
     }
     let parsed = serde_json::from_slice::<Probe>(body).ok();
     if let Some(p) = &parsed {
@@ -192,31 +190,8 @@ pub fn openai_envelope_for_upstream(status: u16, body: &[u8]) -> Option<Vec<u8>>
             }
         }
     }
-    let message = match parsed {
-        Some(Probe {
-            error: Some(serde_json::Value::String(s)),
-            ..
-        }) => s,
-        Some(Probe {
-            message: Some(m), ..
-        }) => m,
-        Some(Probe {
-            detail: Some(d), ..
-        }) => match d {
-            serde_json::Value::String(s) => s,
-            other => other.to_string(),
-        },
-        _ => {
-            let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            if text.is_empty() {
-                format!("upstream answered {status} with an empty body")
-            } else {
-                text.chars().take(2000).collect()
-            }
-        }
-    };
-    Some(GatewayError::new(status, message).body(ClientDialect::OpenAi))
+    // The upstream's message, read once for every dialect (`translate::openai`).
+    Some(crate::translate::openai::decode_error(status, body).body(ClientDialect::OpenAi))
 }
 
 #[cfg(test)]

@@ -111,41 +111,6 @@ pub fn openai_usage_in(body: &[u8]) -> Option<Usage> {
     None
 }
 
-/// The last `"usage": {...}` of an Anthropic message (a whole answer, or its tail), read
-/// without parsing the rest. Input counts are made inclusive of cache reads and writes.
-pub fn anthropic_usage_in(body: &[u8]) -> Option<crate::translate::ir::UsageUpdate> {
-    #[derive(Deserialize)]
-    struct AnthropicUsage {
-        input_tokens: Option<u64>,
-        output_tokens: Option<u64>,
-        cache_read_input_tokens: Option<u64>,
-        cache_creation_input_tokens: Option<u64>,
-    }
-    static USAGE_KEY: Lazy<FinderRev<'static>> = Lazy::new(|| FinderRev::new(b"\"usage\""));
-    let mut end = body.len();
-    while let Some(pos) = USAGE_KEY.rfind(&body[..end]) {
-        let value = skip_ws(&body[pos + 7..]);
-        if let Some(after) = value.strip_prefix(b":") {
-            let value = skip_ws(after);
-            let mut de = serde_json::Deserializer::from_slice(value).into_iter::<AnthropicUsage>();
-            if let Some(Ok(u)) = de.next() {
-                let (read, write) = (u.cache_read_input_tokens, u.cache_creation_input_tokens);
-                return Some(crate::translate::ir::UsageUpdate {
-                    input: u
-                        .input_tokens
-                        .map(|i| i + read.unwrap_or(0) + write.unwrap_or(0)),
-                    cached_input: read,
-                    cache_creation_input: write,
-                    output: u.output_tokens,
-                    reasoning: None,
-                });
-            }
-        }
-        end = pos;
-    }
-    None
-}
-
 /// A reader for OpenAI's usage object without serde (a third of its cost per answer): field
 /// names matched as bytes, counts read as integers, every other value skipped. It answers
 /// `None`, and the caller falls back to serde, on anything it does not expect (escapes,

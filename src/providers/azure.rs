@@ -7,8 +7,8 @@
 //! no `Authorization` header is sent (contract §11).
 
 use super::{
-    secret_header, set_host_and_length, strip_headers, Adapter, Operation, ANTHROPIC_HEADERS,
-    CLIENT_ONLY_HEADERS, FRAMING, HOP_BY_HOP_HEADERS,
+    encode_segment, secret_header, set_host_and_length, strip_headers, Adapter, Operation,
+    ANTHROPIC_HEADERS, CLIENT_ONLY_HEADERS, FRAMING, HOP_BY_HOP_HEADERS,
 };
 use crate::config::Provider;
 use crate::errors::GatewayError;
@@ -84,19 +84,6 @@ impl Adapter for Azure {
         }
         set_host_and_length(endpoint, hdr, body.len())
     }
-}
-
-/// One path segment or query value: unreserved bytes as they are, the rest percent-encoded.
-pub fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -152,6 +152,24 @@ pub const FRAMING: &[&str] = &["accept-encoding", "transfer-encoding", "content-
 /// any other.
 pub const ANTHROPIC_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta"];
 
+/// Percent-encode everything but `A-Z a-z 0-9 - . _ ~`. A segment that is all dots (`.`,
+/// `..`) is encoded too, so no client-supplied id can become a relative path step that a
+/// client library or the signer's path normalisation would resolve away.
+pub fn encode_segment(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b == b'.') {
+        return "%2E".repeat(s.len());
+    }
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `Host` and `Content-Length` for the final body.
 pub fn set_host_and_length(
     endpoint: &crate::pool::PoolEndpoint,

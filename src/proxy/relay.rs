@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 const ERROR_BODY_CAP: usize = 256 * 1024;
 /// A JSON answer's `usage` sits at its end: keep this much of the tail.
 const JSON_TAIL: usize = 64 * 1024;
+/// Stream output held while waiting for the first content event; past it the attempt
+/// commits anyway (an upstream that sends only pings or role chunks cannot make the gateway
+/// hold an unbounded prelude).
+const HOLD_CAP: usize = 64 * 1024;
 /// A whole answer held for translation; a larger one fails the attempt.
 const WHOLE_ANSWER_CAP: usize = 32 * 1024 * 1024;
 
@@ -378,6 +382,7 @@ fn mark_sent(ctx: &mut RequestCtx, body: &Option<Bytes>) {
 
 /// Let `out` through once the attempt is committed; before, hold it.
 fn gate(ctx: &mut RequestCtx, out: Bytes, content: bool) -> Bytes {
+    let content = content || ctx.held.len() + out.len() > HOLD_CAP;
     if !ctx.committed && !content {
         ctx.held.extend_from_slice(&out);
         return Bytes::new();
@@ -611,7 +616,7 @@ fn tokenizer_count(body: &[u8]) -> Option<u64> {
 pub fn usage_in_json(ctx: &RequestCtx, body: &[u8]) -> Option<crate::usage::Usage> {
     match answer(ctx).map(|a| a.client) {
         Some(ClientDialect::Anthropic) => {
-            crate::usage::anthropic_usage_in(body).map(|u| u.to_usage())
+            crate::translate::anthropic::usage_in_body(body).map(|u| u.to_usage())
         }
         _ => crate::usage::openai_usage_in(body),
     }
@@ -729,5 +734,33 @@ pub fn finish_upstream_clock(ctx: &mut RequestCtx) {
         if let Some(t) = ctx.upstream_started {
             ctx.upstream_time = Instant::now().duration_since(t);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_before_content_is_held_then_let_through_with_it() {
+        let mut ctx = RequestCtx::new();
+        assert!(gate(&mut ctx, Bytes::from_static(b"prelude;"), false).is_empty());
+        assert!(!ctx.committed);
+        let out = gate(&mut ctx, Bytes::from_static(b"content"), true);
+        assert_eq!(&out[..], b"prelude;content");
+        assert!(ctx.committed && ctx.held.is_empty());
+    }
+
+    #[test]
+    fn the_held_prelude_is_bounded() {
+        let mut ctx = RequestCtx::new();
+        let ping = Bytes::from(vec![b'p'; 1024]);
+        let mut sent = 0;
+        for _ in 0..200 {
+            sent += gate(&mut ctx, ping.clone(), false).len();
+        }
+        assert!(ctx.committed, "an endless prelude commits past the cap");
+        assert!(ctx.held.len() <= HOLD_CAP);
+        assert_eq!(sent + ctx.held.len(), 200 * 1024);
     }
 }

@@ -5,8 +5,6 @@
 //! inference-profile ARN's `/` as `%2F` (never a new segment). SigV4 then signs it encoded
 //! a second time (providers::sigv4).
 
-use std::fmt::Write;
-
 /// `/model/{id}/converse` or `/model/{id}/converse-stream`.
 pub fn model_path(model_id: &str, stream: bool) -> String {
     let op = if stream {
@@ -41,24 +39,8 @@ pub fn base_model_id(model_id: &str) -> &str {
     model_id
 }
 
-/// Percent-encode everything but `A-Z a-z 0-9 - . _ ~`. A segment that is all dots (`.`,
-/// `..`) is encoded too, so no client-supplied id can become a relative path step that a
-/// client library or the signer's path normalisation would resolve away.
-pub fn encode_segment(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b == b'.') {
-        return "%2E".repeat(s.len());
-    }
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
+/// One path segment, percent-encoded (shared with the other adapters).
+pub use crate::providers::encode_segment;
 
 #[cfg(test)]
 mod tests {
