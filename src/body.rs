@@ -38,13 +38,14 @@ pub struct RequestHead {
 /// which of two equal keys wins (serde keeps the last, many keep the first), so a body with
 /// `"model"` twice could pass the allow-list with one name and be served under the other.
 /// Keys compare after unescaping, so `"mod\u0065l"` counts as `"model"`.
-const READ_KEYS: [&str; 6] = [
+const READ_KEYS: [&str; 7] = [
     "model",
     "stream",
     "stream_options",
     "messages",
     "max_tokens",
     "max_completion_tokens",
+    "max_output_tokens",
 ];
 
 /// Why a body could not be scanned; the message names the field or the JSON error.
@@ -157,10 +158,11 @@ impl<'de> Visitor<'de> for HeadVisitor {
                         .unwrap_or(false);
                 }
                 "messages" => head.messages_kind = text.as_bytes().first().copied(),
-                "max_tokens" | "max_completion_tokens" => {
+                "max_tokens" | "max_completion_tokens" | "max_output_tokens" => {
                     if let Ok(n) = text.parse::<u64>() {
-                        // max_completion_tokens wins over max_tokens, whatever the order.
-                        if key == "max_completion_tokens" || head.max_tokens.is_none() {
+                        // max_completion_tokens wins over max_tokens, whatever the order
+                        // (max_output_tokens is the Responses API's one name for it).
+                        if key != "max_tokens" || head.max_tokens.is_none() {
                             head.max_tokens = Some(n);
                         }
                     }

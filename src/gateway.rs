@@ -24,6 +24,8 @@ pub struct Gateway {
     pub config: Config,
     pub keys: KeyRing,
     pub providers: BTreeMap<String, Arc<ProviderRuntime>>,
+    /// Limits and budgets; the same store across reloads while `ratelimit` is unchanged.
+    pub accounting: Arc<crate::accounting::Accounting>,
     pub(crate) round_robin: AtomicU64,
     /// (provider, upstream model) → resting until, after a 429/503 with `Retry-After`.
     set_aside: Mutex<HashMap<(String, String), Instant>>,
@@ -50,6 +52,7 @@ impl Gateway {
             .collect();
         Gateway {
             keys: KeyRing::new(config.keys.clone()),
+            accounting: crate::accounting::Accounting::for_config(&config.ratelimit),
             config,
             providers,
             round_robin: AtomicU64::new(0),

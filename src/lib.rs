@@ -4,6 +4,7 @@
 //! `routing` (model → targets) → `pool` (healthy endpoint) → `providers` (the target's
 //! dialect) → upstream → `proxy::relay` (stream back, read usage) → `proxy::settle`.
 pub mod access_log;
+pub mod accounting;
 pub mod auth;
 pub mod body;
 pub mod catalog;

@@ -184,6 +184,10 @@ pub struct RouteMetrics {
     pub per_output_token: Histogram,
     pub tokens: [Histogram; 5],
     pub overhead: Histogram,
+    /// `switchyard_unpriced_requests_total` of this route.
+    pub unpriced: IntCounter,
+    /// `switchyard_cost_usd_total` of this route, by key name (names come from the config).
+    costs: RefCell<Vec<(Box<str>, prometheus::Counter)>>,
     /// `switchyard_requests_total` with status 200, the one status nearly every request has.
     requests_ok: IntCounter,
     model: Box<str>,
@@ -200,6 +204,8 @@ impl RouteMetrics {
             tokens: TOKEN_TYPES
                 .map(|kind| TOKEN_USAGE.with_label_values(&[op, provider, model, upstream, kind])),
             overhead: OVERHEAD.with_label_values(&[op]),
+            unpriced: UNPRICED.with_label_values(&[model, provider]),
+            costs: RefCell::new(Vec::new()),
             requests_ok: REQUESTS.with_label_values(&[model, provider, "200"]),
             model: model.into(),
             provider: provider.into(),
@@ -218,6 +224,17 @@ impl RouteMetrics {
         for (h, n) in self.tokens.iter().zip(counts) {
             h.observe(n as f64);
         }
+    }
+
+    /// The spend counter of this route for `key` (a key name, `""` on an open gateway).
+    pub fn cost(&self, key: &str) -> prometheus::Counter {
+        let mut costs = self.costs.borrow_mut();
+        if let Some((_, c)) = costs.iter().find(|(k, _)| &**k == key) {
+            return c.clone();
+        }
+        let c = COST_USD.with_label_values(&[&*self.model, &*self.provider, key]);
+        costs.push((key.into(), c.clone()));
+        c
     }
 
     /// Count one finished request with its final status.

@@ -11,7 +11,17 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
-command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# npm: on PATH, or the copy a nodejs package ships without its /usr/bin link (NodeSource's
+# repack has node and npm-cli.js but no `npm`; Debian's npm then conflicts with that nodejs).
+NPM_CLI=/usr/lib/node_modules/npm/bin/npm-cli.js
+if ! command -v npm >/dev/null 2>&1; then
+  if command -v node >/dev/null 2>&1 && [ -f "$NPM_CLI" ]; then
+    export NPM="node $NPM_CLI"
+  else
+    need_apt+=(npm)
+  fi
+fi
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 if ((${#need_apt[@]})); then
   echo "== installing ${need_apt[*]}"
@@ -46,5 +56,10 @@ fi
 echo "== a real agent: Claude Code through the gateway (Anthropic and OpenAI-compatible upstreams)"
 bash tests/agents/claude_code.sh
 
+if [ "${CI:-}" = true ]; then
+  # The fuzz build (address sanitizer, its own target dir) needs several GB; the debug build's
+  # incremental caches are not needed any more on a one-shot CI machine.
+  rm -rf target/debug/incremental
+fi
 echo "== fuzz smoke: every target builds and runs 30 s without a finding"
 bash fuzz/ci.sh

@@ -24,19 +24,6 @@ struct Unenforced {
     effect: &'static str,
 }
 
-/// Any value but an empty one (`limits:` alone sets nothing).
-fn written(value: &Value) -> Option<&'static str> {
-    (!value.is_null()).then_some("")
-}
-
-/// `ratelimit:` that asks for more than the default in-memory store: Redis, or a
-/// behaviour when the store fails. (`store: memory` alone changes nothing; the limits
-/// it would count have their own rows.)
-fn beyond_memory(value: &Value) -> Option<&'static str> {
-    let redis = value["store"].as_str() == Some("redis");
-    (redis || !value["on_store_error"].is_null()).then_some("")
-}
-
 /// `balance:` other than round robin, which is the only strategy the pools run.
 fn not_round_robin(value: &Value) -> Option<&'static str> {
     match value.as_str()?.replace('-', "_").as_str() {
@@ -46,44 +33,12 @@ fn not_round_robin(value: &Value) -> Option<&'static str> {
     }
 }
 
-const UNENFORCED: &[Unenforced] = &[
-    Unenforced {
-        pattern: &["auth", "keys", "*", "limits"],
-        ignored: written,
-        issue: 9,
-        effect: "requests are not limited",
-    },
-    Unenforced {
-        pattern: &["auth", "keys", "*", "budget"],
-        ignored: written,
-        issue: 9,
-        effect: "spending is not capped",
-    },
-    Unenforced {
-        pattern: &["models", "*", "limits"],
-        ignored: written,
-        issue: 9,
-        effect: "requests are not limited",
-    },
-    Unenforced {
-        pattern: &["limits", "default_max_tokens"],
-        ignored: written,
-        issue: 9,
-        effect: "no tokens are reserved for requests without max_tokens",
-    },
-    Unenforced {
-        pattern: &["ratelimit"],
-        ignored: beyond_memory,
-        issue: 9,
-        effect: "no limit counters are kept, in memory or in Redis",
-    },
-    Unenforced {
-        pattern: &["providers", "*", "balance"],
-        ignored: not_round_robin,
-        issue: 10,
-        effect: "requests go to the endpoints round robin",
-    },
-];
+const UNENFORCED: &[Unenforced] = &[Unenforced {
+    pattern: &["providers", "*", "balance"],
+    ignored: not_round_robin,
+    issue: 10,
+    effect: "requests go to the endpoints round robin",
+}];
 
 /// A warning for every setting in `root` (read from `text`) that this build ignores,
 /// in line order. Messages name the setting's path and, for `balance`, its (known) value;
@@ -177,13 +132,8 @@ ratelimit: { store: redis, url: \"redis://x:6379\" }
         assert_eq!(
             warnings,
             vec![
-                "1: limits.default_max_tokens is not enforced yet by this build (issue 9): no tokens are reserved for requests without max_tokens",
-                "6: auth.keys[0].limits is not enforced yet by this build (issue 9): requests are not limited",
-                "7: auth.keys[0].budget is not enforced yet by this build (issue 9): spending is not capped",
                 "10: providers.fleet.balance least_loaded is not enforced yet by this build (issue 10): requests go to the endpoints round robin",
                 "12: providers.pa.balance prefix_affinity is not enforced yet by this build (issue 10): requests go to the endpoints round robin",
-                "15: models.m.limits is not enforced yet by this build (issue 9): requests are not limited",
-                "17: ratelimit is not enforced yet by this build (issue 9): no limit counters are kept, in memory or in Redis",
             ]
         );
         assert!(!warnings.iter().any(|w| w.contains("secret")));

@@ -118,6 +118,15 @@ pub struct RequestCtx {
     pub upstream_time: Duration,
     pub last_error: Option<String>,
     pub usage: Option<Usage>,
+    /// What admission reserved for this request (limits, budget): settled in `logging`.
+    pub admitted: Option<crate::accounting::Admitted>,
+    /// Bucket states of a refused request, for its 429's headers.
+    pub ratelimit_shown: Vec<(
+        crate::accounting::store::Kind,
+        crate::accounting::bucket::Shown,
+    )>,
+    /// What the request cost in USD (`None`: unpriced, or nothing was used).
+    pub cost_usd: Option<f64>,
     /// An error the gateway decided on itself, written by `fail_to_proxy`.
     pub local_error: Option<GatewayError>,
     pub response_bytes: usize,
@@ -160,6 +169,9 @@ impl RequestCtx {
             upstream_time: Duration::ZERO,
             last_error: None,
             usage: None,
+            admitted: None,
+            ratelimit_shown: Vec::new(),
+            cost_usd: None,
             local_error: None,
             response_bytes: 0,
             in_flight: crate::lifecycle::InFlight::enter(),

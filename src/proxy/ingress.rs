@@ -269,6 +269,38 @@ pub async fn admit(
         .param("model");
         return refuse(session, ctx, e).await;
     }
+    // Limits and budgets: reserve before any upstream is contacted (or before the
+    // gateway answers a count itself).
+    let reserve = match op {
+        Operation::CountTokens => 0,
+        Operation::Embeddings => crate::accounting::reservation(ctx.body.len(), 0),
+        _ => crate::accounting::reservation(
+            ctx.body.len(),
+            ctx.head.max_tokens.unwrap_or(limits.default_max_tokens),
+        ),
+    };
+    let request = crate::accounting::Request {
+        key,
+        model: &plan.model,
+        model_limits: gw
+            .config
+            .models
+            .get(&plan.model)
+            .and_then(|m| m.limits.as_ref()),
+        reserve_tokens: reserve,
+    };
+    match gw.accounting.admit(&request, unix_now()).await {
+        Ok(admitted) => ctx.admitted = admitted,
+        Err(refusal) => {
+            if let Some(kind) = refusal.kind {
+                crate::metrics::RATELIMIT_REJECTIONS
+                    .with_label_values(&[ctx.key_name.as_deref().unwrap_or(""), kind.as_str()])
+                    .inc();
+            }
+            ctx.ratelimit_shown = refusal.shown;
+            return refuse(session, ctx, refusal.error).await;
+        }
+    }
     if op == Operation::CountTokens && !plan.candidates.iter().any(counts_tokens) {
         // No target counts tokens itself: the gateway's estimate, marked as one.
         return match crate::count_tokens::estimate(&ctx.body) {
@@ -312,6 +344,12 @@ pub async fn admit(
     ctx.max_attempts = max_attempts(&plan);
     ctx.plan = Some(plan);
     Ok(false)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Does this target count tokens itself (Anthropic's API; Bedrock's CountTokens for Claude)?

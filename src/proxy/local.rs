@@ -25,6 +25,14 @@ pub async fn respond(
     for (k, v) in extra {
         resp.insert_header(k.to_string(), v.as_str())?;
     }
+    // A key with limits sees them on every answer, a refusal's included.
+    let shown = match &ctx.admitted {
+        Some(a) => &a.shown,
+        None => &ctx.ratelimit_shown,
+    };
+    for (k, v) in crate::accounting::headers(shown) {
+        resp.insert_header(k, v)?;
+    }
     ctx.status = status;
     ctx.response_bytes = body.len();
     session.write_response_header(Box::new(resp), false).await?;

@@ -102,6 +102,11 @@ impl ProxyHttp for Switchyard {
         // the first attempt's header and keeps reading that one response.
         let header_sent = session.response_written().is_some();
         relay::on_response_header(ctx, resp, http10, header_sent)?;
+        if let Some(a) = &ctx.admitted {
+            for (k, v) in crate::accounting::headers(&a.shown) {
+                resp.insert_header(k, v)?;
+            }
+        }
         if http10 && resp.headers.get("content-length").is_none() {
             // No chunked framing in HTTP/1.0: the body ends when the connection closes.
             session.set_keepalive(None);

@@ -13,6 +13,7 @@ pub fn settle(session: &Session, ctx: &mut RequestCtx, error: Option<&pingora_er
     super::relay::finish_upstream_clock(ctx);
     let usage = read_usage(ctx);
     ctx.usage = usage;
+    let priced = price(ctx);
     let duration = ctx.started.elapsed();
     let status = if ctx.status == 0 {
         // Nothing written: the client went away (499, nginx's convention).
@@ -55,6 +56,20 @@ pub fn settle(session: &Session, ctx: &mut RequestCtx, error: Option<&pingora_er
             }
         }
         m.overhead.observe(overhead(ctx, duration).as_secs_f64());
+        let key = ctx.key_name.as_deref().unwrap_or("");
+        match priced {
+            Priced::Cost(usd) => m.cost(key).inc_by(usd),
+            Priced::Unpriced => m.unpriced.inc(),
+            Priced::Nothing => {}
+        }
+    }
+    // Once, on every path: the reservation becomes real usage (none when nothing was served).
+    if let Some(admitted) = ctx.admitted.take() {
+        let used = usage.map_or(0, |u| u.input.saturating_add(u.output));
+        admitted.settle(
+            used,
+            crate::accounting::cost::nano(ctx.cost_usd.unwrap_or(0.0)),
+        );
     }
 
     // Everything the line needs is moved out of the context (dropped right after this) or
@@ -81,13 +96,54 @@ pub fn settle(session: &Session, ctx: &mut RequestCtx, error: Option<&pingora_er
         ttft: ctx.ttft,
         duration,
         usage,
-        cost_usd: None,
+        cost_usd: ctx.cost_usd,
         error: ctx
             .last_error
             .take()
             .or_else(|| error.map(|e| e.to_string()))
             .map(clip_owned),
     });
+}
+
+enum Priced {
+    Cost(f64),
+    /// Usage of a model the catalogue has no price for: served, priced at zero, counted.
+    Unpriced,
+    /// No usage to price.
+    Nothing,
+}
+
+/// The request's cost from the catalogue (contract §12), kept in `ctx.cost_usd`.
+fn price(ctx: &mut RequestCtx) -> Priced {
+    let Some(usage) = ctx.usage else {
+        return Priced::Nothing;
+    };
+    let requested = match (&ctx.plan, &ctx.requested_model) {
+        (Some(plan), _) => plan.model.as_str(),
+        (None, Some(m)) => m.as_str(),
+        (None, None) => "",
+    };
+    let provider = ctx.current.as_ref().and_then(|a| {
+        let plan = ctx.plan.as_ref()?;
+        Some(&plan.candidates.get(a.candidate)?.provider.provider)
+    });
+    let entry = crate::accounting::cost::entry(
+        crate::catalog::global(),
+        provider,
+        ctx.upstream_model(),
+        requested,
+    );
+    match entry {
+        Some(e) => {
+            let usd = crate::accounting::cost::cost(e, &usage);
+            ctx.cost_usd = Some(usd);
+            Priced::Cost(usd)
+        }
+        None => {
+            ctx.cost_usd = Some(0.0);
+            Priced::Unpriced
+        }
+    }
 }
 
 /// What a log line keeps of a client-supplied model name or message (issue 7: a 5 MiB

@@ -19,7 +19,7 @@ TOOLS=$ROOT/load-tests/.tools/claude-code
 CLAUDE=$TOOLS/node_modules/@anthropic-ai/claude-code-linux-x64/claude
 if [ ! -x "$CLAUDE" ]; then
   mkdir -p "$TOOLS"
-  (cd "$TOOLS" && npm install --silent --no-audit --no-fund --ignore-scripts "@anthropic-ai/claude-code@$VERSION" >/dev/null)
+  (cd "$TOOLS" && ${NPM:-npm} install --silent --no-audit --no-fund --ignore-scripts "@anthropic-ai/claude-code@$VERSION" >/dev/null)
 fi
 [ -x "$CLAUDE" ] || { echo "claude-code: no linux-x64 binary after npm install" >&2; exit 1; }
 

@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 import openai
 import pytest
@@ -134,9 +135,21 @@ models:
 
 
 class Gateway:
-    """One `switchyard --config FILE` process; stderr (the access log) goes to `self.log`."""
+    """One `switchyard --config FILE` process; stderr (the access log) goes to `self.log`.
 
-    def __init__(self, name: str, workdir: Path, a: Mock, b: Mock):
+    `config(port, dir)`, when given, writes the whole config file instead of `gateway_config`
+    (test_accounting.py: limits, budgets, Redis); `dir` is this gateway's own folder, where its
+    `server.pid_file` and `server.upgrade_sock` must go so that replicas do not collide.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        workdir: Path,
+        a: Mock,
+        b: Mock,
+        config: Callable[[int, Path], str] | None = None,
+    ):
         self.name = name
         self.dir = workdir / name
         self.dir.mkdir()
@@ -148,7 +161,11 @@ class Gateway:
         last_err = ""
         for _ in range(3):
             self.port = free_port()
-            self.config_path.write_text(gateway_config(self.port, self.dir, a, b, self.dead_port))
+            if config is None:
+                text = gateway_config(self.port, self.dir, a, b, self.dead_port)
+            else:
+                text = config(self.port, self.dir)
+            self.config_path.write_text(text)
             logf = open(self.log, "wb")
             self.proc = subprocess.Popen(
                 [str(SWITCHYARD_BIN), "--config", str(self.config_path)],
