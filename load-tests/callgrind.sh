@@ -3,6 +3,7 @@
 # CPU-time numbers on this shared VM drift by ±40 % within an hour.
 #
 #   bash load-tests/callgrind.sh            # N=2000 requests after a 300-request warm-up
+#   (with realistic-accounted.yaml present, also switchyard with limits, budget and cost on)
 #   TRANSLATED=1 bash load-tests/callgrind.sh   # also the translated paths (issue 8):
 #       Anthropic client -> OpenAI upstream, plain and streamed
 #
@@ -70,6 +71,11 @@ measure() { # name port command...
   measure pingora-bare "$BARE" "$ROOT/target/release/examples/bare_proxy" "127.0.0.1:$BARE" "127.0.0.1:$MOCK"
   RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RIG_KEY=sk-load \
     measure switchyard "$SY" "$ROOT/target/release/switchyard" --config "$ROOT/load-tests/realistic.yaml"
+  if [ -f "$ROOT/load-tests/realistic-accounted.yaml" ]; then
+    # Limits (key and model), a budget and cost on, memory store (issue 9).
+    RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RIG_KEY=sk-load \
+      measure switchyard-accounted "$SY" "$ROOT/target/release/switchyard" --config "$ROOT/load-tests/realistic-accounted.yaml"
+  fi
   if [ -n "${TRANSLATED:-}" ]; then
     endpoint=/v1/messages
     body='{"model":"gpt-4o-mini","max_tokens":8,"messages":[{"role":"user","content":"Say hello in one word."}]}'

@@ -44,7 +44,9 @@ for f in conf/*.yaml; do
     ./target/debug/switchyard check --config "$f"
 done
 # The load rig's realistic configuration, with the values its scripts set.
-RIG_PORT=1 RIG_MOCK=2 RIG_OUT=/tmp RIG_KEY=x ./target/debug/switchyard check --config load-tests/realistic.yaml
+for f in load-tests/realistic.yaml load-tests/realistic-accounted.yaml; do
+  RIG_PORT=1 RIG_MOCK=2 RIG_OUT=/tmp RIG_KEY=x ./target/debug/switchyard check --config "$f"
+done
 
 echo "== SDK suite"
 if [ ! -x .venv/bin/python ]; then

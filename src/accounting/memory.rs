@@ -33,9 +33,12 @@ impl MemoryStore {
     pub fn admit_at(&self, ask: &Ask, now: u64) -> Verdict {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut refused = None;
+        // Levels now, and after this request's charge.
+        let mut now_levels = Vec::with_capacity(ask.buckets.len());
         let mut after = Vec::with_capacity(ask.buckets.len());
         for (i, b) in ask.buckets.iter().enumerate() {
             let level = st.buckets.get(&b.id).copied().unwrap_or_default();
+            now_levels.push(level.drained(now, b.limit));
             match bucket::take(level, now, b.limit, b.cost) {
                 Ok(units) => after.push(units),
                 Err(wait) => {
@@ -52,7 +55,10 @@ impl MemoryStore {
                 }
             }
         }
-        if refused.is_none() {
+        if refused.is_some() {
+            // Nothing was counted: the headers show the buckets as they are.
+            after = now_levels;
+        } else {
             for (b, units) in ask.buckets.iter().zip(&after) {
                 st.buckets.insert(
                     b.id.clone(),

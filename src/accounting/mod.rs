@@ -77,23 +77,27 @@ impl Accounting {
         if plan.ask.is_empty() {
             return Ok(None);
         }
-        // A reservation no bucket could ever hold: refused before any store or upstream.
-        if let Some(b) = plan
+        // A reservation no bucket could ever hold: refused before any upstream. The store is
+        // still asked (it counts nothing, all or nothing) for the headers of the answer.
+        let too_large = plan
             .ask
             .buckets
             .iter()
             .find(|b| b.kind == Kind::Tokens && b.cost > b.limit)
-        {
-            let msg = format!(
-                "Request too large for {}: this request may use {} tokens (prompt estimate + max_tokens), more than its whole limit of {} tokens per minute; lower max_tokens or shorten the prompt",
-                plan.owner_of(b),
-                b.cost,
-                b.limit
-            );
-            return Err(Refusal::limited(Kind::Tokens, msg, 60.0, Vec::new()));
-        }
+            .map(|b| {
+                format!(
+                    "Request too large for {}: this request may use {} tokens (prompt estimate + max_tokens), more than its whole limit of {} tokens per minute; lower max_tokens or shorten the prompt",
+                    plan.owner_of(b),
+                    b.cost,
+                    b.limit
+                )
+            });
         let verdict = match self.store.admit(&plan.ask).await {
             Ok(v) => v,
+            Err(_) if too_large.is_some() => {
+                let msg = too_large.unwrap_or_default();
+                return Err(Refusal::limited(Kind::Tokens, msg, 60.0, Vec::new()));
+            }
             Err(e) if self.fail_open => {
                 log::warn!(
                     "ratelimit store failed, request admitted (fail_open): {}",
@@ -118,6 +122,9 @@ impl Accounting {
             }
         };
         let shown = plan.shown(&verdict.shown);
+        if let Some(msg) = too_large {
+            return Err(Refusal::limited(Kind::Tokens, msg, 60.0, shown));
+        }
         if let Some((i, kind, wait)) = verdict.refused {
             let msg = match kind {
                 Kind::Budget => format!(

@@ -114,7 +114,7 @@ impl Store for RedisStore {
 /// The script's reply, read back: `[refused, wait, level...]`.
 fn verdict(ask: &Ask, reply: &[String]) -> Option<Verdict> {
     let refused: usize = reply.first()?.parse().ok()?;
-    let wait: f64 = reply.get(1)?.parse().ok()?;
+    let wait: f64 = reply.get(1)?.parse().ok().filter(|w: &f64| w.is_finite())?;
     let levels = reply.get(2..)?;
     if levels.len() != ask.buckets.len() {
         return None;
@@ -123,7 +123,10 @@ fn verdict(ask: &Ask, reply: &[String]) -> Option<Verdict> {
         .buckets
         .iter()
         .zip(levels)
-        .map(|(b, l)| Some(bucket::shown(l.parse().ok()?, b.limit)))
+        .map(|(b, l)| {
+            let units: f64 = l.parse().ok().filter(|u: &f64| u.is_finite())?;
+            Some(bucket::shown(units, b.limit))
+        })
         .collect::<Option<Vec<_>>>()?;
     let refused = match refused {
         0 => None,
@@ -194,5 +197,23 @@ mod tests {
             "a level missing"
         );
         assert!(verdict(&ask, &["7".into(), "0".into(), "1".into()]).is_none());
+    }
+
+    proptest::proptest! {
+        // The reply comes over the network: whatever Redis (or something posing as it) sends,
+        // reading it never panics, and an accepted reply has one state per bucket.
+        #[test]
+        fn any_reply_is_read_without_panic(reply in proptest::collection::vec(".{0,12}", 0..6),
+                                           buckets in 0usize..3) {
+            let ask = Ask {
+                buckets: (0..buckets)
+                    .map(|i| BucketAsk { id: format!("k{i}"), kind: Kind::Requests, limit: i as u64, cost: 1 })
+                    .collect(),
+                budgets: vec![],
+            };
+            if let Some(v) = verdict(&ask, &reply) {
+                proptest::prop_assert_eq!(v.shown.len(), buckets);
+            }
+        }
     }
 }

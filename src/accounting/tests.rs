@@ -99,20 +99,9 @@ fn a_refusal_by_tokens_leaves_no_request_charge() {
 }
 
 #[test]
-fn a_reservation_over_the_whole_limit_is_refused_without_the_store() {
-    struct Unreachable;
-    #[async_trait]
-    impl Store for Unreachable {
-        async fn admit(&self, _: &Ask) -> Result<Verdict, StoreError> {
-            panic!("the store is not asked")
-        }
-        fn settle(&self, _: Settlement) {}
-        fn name(&self) -> &'static str {
-            "unreachable"
-        }
-    }
-    let acc = Arc::new(Accounting::with_store(Arc::new(Unreachable), false));
-    let k = key("small", None, Some(500), None);
+fn a_reservation_over_the_whole_limit_is_refused_and_charges_nothing() {
+    let acc = memory();
+    let k = key("small", Some(10), Some(500), None);
     let Err(r) = block_on(acc.admit(&request(&k, 501), NOW)) else {
         panic!()
     };
@@ -123,6 +112,25 @@ fn a_reservation_over_the_whole_limit_is_refused_without_the_store() {
         r.error.message
     );
     assert_eq!(r.error.retry_after, Some(60));
+    assert_eq!(r.shown.len(), 2, "the 429 carries the key's headers");
+    assert_eq!(r.shown[0].1.remaining, 10, "no request was charged");
+    // With the store down it is still refused (429, not fail_open's pass).
+    struct Down;
+    #[async_trait]
+    impl Store for Down {
+        async fn admit(&self, _: &Ask) -> Result<Verdict, StoreError> {
+            Err(StoreError("down".into()))
+        }
+        fn settle(&self, _: Settlement) {}
+        fn name(&self) -> &'static str {
+            "down"
+        }
+    }
+    let open = Arc::new(Accounting::with_store(Arc::new(Down), true));
+    let Err(r) = block_on(open.admit(&request(&k, 501), NOW)) else {
+        panic!()
+    };
+    assert_eq!(r.error.status, 429);
 }
 
 #[test]

@@ -229,6 +229,33 @@ def redis_ping(port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def redis_command(port: int, *args: str, timeout: float = 2.0) -> bytes:
+    """One command over RESP; the bulk-string reply's payload (e.g. INFO)."""
+    req = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.settimeout(timeout)
+        s.sendall(req)
+        buf = b""
+        while b"\r\n" not in buf:
+            chunk = s.recv(65536)
+            assert chunk, "redis closed the connection"
+            buf += chunk
+        head, rest = buf.split(b"\r\n", 1)
+        assert head.startswith(b"$"), head
+        size = int(head[1:])
+        while len(rest) < size:
+            chunk = s.recv(65536)
+            assert chunk, "redis closed the connection"
+            rest += chunk
+        return rest[:size]
+
+
+def redis_script_calls(port: int) -> int:
+    """Calls of EVAL / EVALSHA / FCALL (and their _RO forms) so far."""
+    info = redis_command(port, "INFO", "commandstats").decode()
+    return sum(int(m.group(1)) for m in re.finditer(r"^cmdstat_(?:eval|evalsha|fcall)(?:_ro)?:calls=(\d+)", info, re.M))
+
+
 class Redis:
     """One `redis-server` on 127.0.0.1, no persistence; `kill` and `start` again on the same port."""
 
@@ -433,7 +460,7 @@ def redis_pair(workdir, mocks):
                              redis_store(r))
         for i in (1, 2):
             started.append(Gateway(f"acct-redis-{i}", workdir, mocks["a"], mocks["b"], config=cfg))
-        yield started[1], started[2]
+        yield started[1], started[2], r
     finally:
         for p in reversed(started):
             p.stop()
@@ -548,7 +575,8 @@ def assert_limit_429(resp: httpx.Response, word: str, dialect: str = "openai") -
         message = body["error"]["message"]
     else:
         assert set(body) == {"error"}, body
-        assert body["error"].get("code") == "rate_limit_exceeded", body
+        for field in ("message", "type", "param", "code"):
+            assert field in body["error"], body
         message = body["error"]["message"]
     assert isinstance(message, str) and word in message.lower(), f"message does not name {word!r}: {message!r}"
     assert resp.headers.get("x-request-id"), "every response carries x-request-id"
@@ -727,7 +755,6 @@ def test_reservation_over_the_whole_limit_is_refused_before_any_upstream(gw, stu
     big = chat_body(model="stub-mini", content=marker, max_tokens=5000)
     r = post(gw, "tpm-small", big)
     assert_limit_429(r, "tokens")
-    remaining, _ = ratelimit_headers(r.headers, "tokens", limit)
     time.sleep(0.2)
     assert stub.requests_with(marker) == [], "the upstream saw a request the gateway refused"
     # A refused request leaves no charge: the next fitting one finds the bucket full.
@@ -742,16 +769,22 @@ def test_reservation_over_the_whole_limit_is_refused_before_any_upstream(gw, stu
     assert v == 1, v
     access = gw.wait_access(r.headers["x-request-id"])
     assert access["status"] == 429 and access["attempts"] == 0, access
+    # Like every 429 the gateway makes, this one says where the bucket stands (nothing taken).
+    remaining, _ = ratelimit_headers(r.headers, "tokens", limit)
+    assert remaining == limit, remaining
 
 
 def test_reservation_takes_default_max_tokens_or_max_completion_tokens(gw, stub):
     """tokens_per_minute 3000: no max_tokens reserves the default 4096 (refused);
     max_completion_tokens counts like max_tokens."""
     limit = 3000
+    refused = []
     r = post(gw, "tpm-default", chat_body(model="stub-mini", content=f"nomax-{uuid.uuid4()}"))
     assert_limit_429(r, "tokens")
+    refused.append(r)
     r = post(gw, "tpm-default", chat_body(model="stub-mini", max_completion_tokens=limit))
     assert_limit_429(r, "tokens")
+    refused.append(r)
     body = chat_body(model="stub-mini", max_completion_tokens=100)
     r = post(gw, "tpm-default", body)
     assert r.status_code == 200, r.text[:300]
@@ -759,12 +792,15 @@ def test_reservation_takes_default_max_tokens_or_max_completion_tokens(gw, stub)
     assert abs(rem - (limit - reservation(body, 100))) <= 1, (rem, limit - reservation(body, 100))
     v = wait_metric(gw, "switchyard_ratelimit_rejections_total", lambda v: v == 2, key="tpm-default", kind="tokens")
     assert v == 2, v
+    for r in refused:
+        ratelimit_headers(r.headers, "tokens", limit)
 
 
 def test_client_disconnect_mid_stream_is_settled_once(gw, stub):
     """A client that leaves a slow stream after two events is charged once: the bucket holds
-    one estimate of it (at least the prompt), not nothing, not the reservation twice."""
-    limit, max_tokens, n_events = 8000, 500, 40
+    one estimate of it (about the prompt plus the events relayed), not nothing, not the whole
+    reservation (max_tokens 2000 was never produced), not twice."""
+    limit, max_tokens, n_events = 8000, 2000, 40
     marker = f"cut-{uuid.uuid4()}"
     body = chat_body(model="stub-mini", content=marker + " " + "x" * 8000, max_tokens=max_tokens, stream=True)
     prompt_est = math.ceil(len(body) / 4)
@@ -794,10 +830,12 @@ def test_client_disconnect_mid_stream_is_settled_once(gw, stub):
     rem1, _ = ratelimit_headers(r1.headers, "tokens", limit)
     charged = limit - rem1 - p  # what the cut stream still holds, less what refilled since
     refill = limit / 60 * (t1 - t0)
-    assert charged >= prompt_est - refill - 2, (
+    # Its estimate is about the prompt (body bytes / 4) plus the few events relayed.
+    assert charged >= 0.75 * prompt_est - refill, (
         f"the cut stream holds {charged} tokens: it was not charged (prompt alone is {prompt_est})")
-    assert charged <= r_tokens + n_events + 20, (
-        f"the cut stream holds {charged} tokens, more than one reservation ({r_tokens}): charged twice?")
+    assert charged <= prompt_est + n_events + 50, (
+        f"the cut stream holds {charged} tokens, more than one estimate ({prompt_est} + at most "
+        f"{n_events} events): its reservation ({r_tokens}) was kept, or it was charged twice")
     time.sleep(1.0)
     r2 = post(gw, "tpm-cut", probe)
     assert r2.status_code == 200
@@ -950,7 +988,8 @@ def test_metrics_exposition_parses_without_duplicates(gw):
 
 
 def test_redis_replicas_share_one_limit_sequentially(redis_pair):
-    a, b = redis_pair
+    a, b, redis = redis_pair
+    scripts_before = redis_script_calls(redis.port)
     body = chat_body()
     statuses, remaining = [], []
     t0 = time.monotonic()
@@ -968,10 +1007,13 @@ def test_redis_replicas_share_one_limit_sequentially(redis_pair):
     # Both replicas count down one bucket: 9, 8, 7, ... whichever replica answered.
     assert remaining[0] == 9, remaining
     assert all(x > y for x, y in zip(remaining[:10], remaining[1:10])), remaining
+    # Each check-and-count is a script run in Redis, refused requests included.
+    scripts = redis_script_calls(redis.port) - scripts_before
+    assert scripts >= 30, f"{scripts} EVAL/EVALSHA/FCALL calls for 30 requests"
 
 
 def test_redis_replicas_share_one_limit_under_concurrency(redis_pair):
-    a, b = redis_pair
+    a, b, _ = redis_pair
     body = chat_body()
 
     def worker(w: int) -> list[int]:
@@ -1082,3 +1124,58 @@ def test_redis_hung_requests_are_answered_within_5s(lone_redis_gateway):
     # Calls that timed out may still run once Redis resumes: at most the 4 left pass, plus a refill.
     statuses = await_enforcement(g, {200, 503})
     assert statuses.count(200) <= 5, statuses
+
+
+# ---------------------------------------------------------------------------------------
+# Reload
+# ---------------------------------------------------------------------------------------
+
+
+def test_reload_changes_limits_from_the_next_request_and_keeps_the_counts(workdir, mocks):
+    """SIGHUP with a new `requests_per_minute`: the next request sees the new limit, and what
+    the key had already taken stays taken (the bucket is found by key name, its level in units)."""
+    def config(rpm: int) -> Callable[[int, Path], str]:
+        return replica_config(mocks["a"], {"reloader": f"limits: {{ requests_per_minute: {rpm} }}"},
+                              "{ store: memory }")
+
+    g = Gateway("reload", workdir, mocks["a"], mocks["b"], config=config(10))
+    try:
+        body = chat_body()
+        for want in (9, 8, 7, 6, 5):
+            r = post(g, "reloader", body)
+            assert r.status_code == 200, r.text
+            remaining, _ = ratelimit_headers(r.headers, "requests", 10)
+            assert remaining == want, (remaining, want)
+
+        def reload_to(rpm: int) -> None:
+            g.config_path.write_text(config(rpm)(g.port, g.dir))
+            g.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.3)  # a reload is applied in a few ms; a request before it counts too
+
+        # A higher limit: 5 taken (less a few hundredths drained) out of 20.
+        reload_to(20)
+        deadline = time.monotonic() + 5
+        while True:
+            r = post(g, "reloader", body)
+            assert r.status_code == 200, r.text
+            if r.headers.get("x-ratelimit-limit-requests") == "20":
+                break
+            assert time.monotonic() < deadline, "the reload never applied"
+            time.sleep(0.05)
+        remaining, _ = ratelimit_headers(r.headers, "requests", 20)
+        taken = 20 - remaining
+        assert 6 <= taken <= 7, f"counts were lost across the reload: {taken} taken"
+
+        # A lower limit than what is taken: the next request is refused at once.
+        reload_to(taken - 1 if taken > 2 else 2)
+        deadline = time.monotonic() + 5
+        while True:
+            r = post(g, "reloader", body)
+            if r.status_code == 429:
+                break
+            assert time.monotonic() < deadline, "the lower limit never applied"
+            time.sleep(0.05)
+        assert_limit_429(r, "requests")
+        assert g.proc.poll() is None
+    finally:
+        g.stop()

@@ -5,6 +5,7 @@
 local nb = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local current = {}
 local after = {}
 local refused = 0
 local wait = 0
@@ -15,6 +16,7 @@ for i = 1, nb do
   local units = tonumber(v[1]) or 0
   local at = tonumber(v[2]) or now
   units = math.max(0, units - math.max(0, now - at) * limit / 60000)
+  current[i] = units
   if units + cost <= limit then
     after[i] = units + cost
   else
@@ -44,8 +46,13 @@ if refused == 0 then
     redis.call('PEXPIRE', KEYS[i], math.ceil(after[i] * 60000 / limit) + 1000)
   end
 end
+-- Refused: nothing was counted, so the levels shown are the current ones.
+local shown = after
+if refused ~= 0 then
+  shown = current
+end
 local out = { tostring(refused), tostring(wait) }
 for i = 1, nb do
-  out[#out + 1] = tostring(after[i])
+  out[#out + 1] = tostring(shown[i])
 end
 return out
