@@ -184,6 +184,17 @@ pub async fn admit(
             .query()
             .map(|q| format!("?{q}"))
             .unwrap_or_default();
+        // Nothing is parsed, so no tokens are reserved or read: a passthrough request counts
+        // against the key's requests per minute and is refused once its budget is spent.
+        let request = crate::accounting::Request {
+            key,
+            model: "",
+            model_limits: None,
+            reserve_tokens: 0,
+        };
+        if let Err(refused) = reserve_limits(&gw, ctx, &request).await {
+            return refuse(session, ctx, refused).await;
+        }
         ctx.passthrough = Some((pid.to_string(), format!("/{below}{query}")));
         ctx.kind = RequestKind::Passthrough;
         ctx.max_attempts = 1;
@@ -289,17 +300,8 @@ pub async fn admit(
             .and_then(|m| m.limits.as_ref()),
         reserve_tokens: reserve,
     };
-    match gw.accounting.admit(&request, unix_now()).await {
-        Ok(admitted) => ctx.admitted = admitted,
-        Err(refusal) => {
-            if let Some(kind) = refusal.kind {
-                crate::metrics::RATELIMIT_REJECTIONS
-                    .with_label_values(&[ctx.key_name.as_deref().unwrap_or(""), kind.as_str()])
-                    .inc();
-            }
-            ctx.ratelimit_shown = refusal.shown;
-            return refuse(session, ctx, refusal.error).await;
-        }
+    if let Err(refused) = reserve_limits(&gw, ctx, &request).await {
+        return refuse(session, ctx, refused).await;
     }
     if op == Operation::CountTokens && !plan.candidates.iter().any(counts_tokens) {
         // No target counts tokens itself: the gateway's estimate, marked as one.
@@ -344,6 +346,30 @@ pub async fn admit(
     ctx.max_attempts = max_attempts(&plan);
     ctx.plan = Some(plan);
     Ok(false)
+}
+
+/// Limits and budget: keep the reservation in `ctx`, or the error to answer with (counted
+/// in `switchyard_ratelimit_rejections_total` when a limit refused).
+async fn reserve_limits(
+    gw: &Gateway,
+    ctx: &mut RequestCtx,
+    request: &crate::accounting::Request<'_>,
+) -> std::result::Result<(), GatewayError> {
+    match gw.accounting.admit(request, unix_now()).await {
+        Ok(admitted) => {
+            ctx.admitted = admitted;
+            Ok(())
+        }
+        Err(refusal) => {
+            if let Some(kind) = refusal.kind {
+                crate::metrics::RATELIMIT_REJECTIONS
+                    .with_label_values(&[ctx.key_name.as_deref().unwrap_or(""), kind.as_str()])
+                    .inc();
+            }
+            ctx.ratelimit_shown = refusal.shown;
+            Err(refusal.error)
+        }
+    }
 }
 
 fn unix_now() -> u64 {

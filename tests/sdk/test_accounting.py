@@ -1179,3 +1179,18 @@ def test_reload_changes_limits_from_the_next_request_and_keeps_the_counts(workdi
         assert g.proc.poll() is None
     finally:
         g.stop()
+
+
+def test_passthrough_counts_against_the_keys_requests(workdir, mocks):
+    """Provider-native passthrough parses nothing, but it is no way around a key's limit."""
+    g = Gateway("passthrough", workdir, mocks["a"], mocks["b"],
+                config=replica_config(mocks["a"], {"native": "limits: { requests_per_minute: 2 }"},
+                                      "{ store: memory }"))
+    try:
+        statuses = [post(g, "native", chat_body(), path="/passthrough/openai/v1/chat/completions").status_code
+                    for _ in range(3)]
+        assert statuses == [200, 200, 429], statuses
+        r = post(g, "native", chat_body(), path="/passthrough/openai/v1/chat/completions")
+        assert_limit_429(r, "requests")
+    finally:
+        g.stop()
