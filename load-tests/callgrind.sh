@@ -4,6 +4,7 @@
 #
 #   bash load-tests/callgrind.sh            # N=2000 requests after a 300-request warm-up
 #   (with realistic-accounted.yaml present, also switchyard with limits, budget and cost on)
+#   BASELINE_BIN=/path/to/old/switchyard bash load-tests/callgrind.sh   # also an earlier build
 #   TRANSLATED=1 bash load-tests/callgrind.sh   # also the translated paths (issue 8):
 #       Anthropic client -> OpenAI upstream, plain and streamed
 #
@@ -69,6 +70,11 @@ measure() { # name port command...
 {
   printf 'proxy\tinstructions\tper request\n'
   measure pingora-bare "$BARE" "$ROOT/target/release/examples/bare_proxy" "127.0.0.1:$BARE" "127.0.0.1:$MOCK"
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    # An earlier build (e.g. the commit before an issue), same config, same mock, same run.
+    RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RIG_KEY=sk-load \
+      measure switchyard-baseline "$SY" "$BASELINE_BIN" --config "$ROOT/load-tests/realistic.yaml"
+  fi
   RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RIG_KEY=sk-load \
     measure switchyard "$SY" "$ROOT/target/release/switchyard" --config "$ROOT/load-tests/realistic.yaml"
   if [ -f "$ROOT/load-tests/realistic-accounted.yaml" ]; then

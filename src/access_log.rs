@@ -148,6 +148,8 @@ pub struct Record {
     pub model: Option<String>,
     pub provider: Option<String>,
     pub endpoint: Option<SocketAddr>,
+    /// Why a fleet picked that endpoint (`prefix_hit`, `spill`, ...); `None` outside fleets.
+    pub pick: Option<&'static str>,
     pub status: u16,
     pub attempts: u32,
     pub ttft: Option<Duration>,
@@ -212,6 +214,8 @@ impl Formatter {
             }
             None => out.extend_from_slice(b"null"),
         }
+        out.extend_from_slice(b",\"pick\":");
+        opt_str(out, r.pick);
         out.extend_from_slice(b",\"status\":");
         uint(out, r.status as u64);
         out.extend_from_slice(b",\"attempts\":");
@@ -432,6 +436,7 @@ mod tests {
             model: Some("gpt-4o-mini".into()),
             provider: Some("fleet".into()),
             endpoint: Some("127.0.0.1:8000".parse().unwrap()),
+            pick: Some("prefix_hit"),
             status: 200,
             attempts: 2,
             ttft: Some(Duration::from_micros(1_234_567)),
@@ -462,7 +467,8 @@ mod tests {
         assert_eq!(v["usage_estimated"], false);
         assert_eq!(v["cost_usd"], serde_json::Value::Null);
         assert_eq!(v["error"], "\u{1}ctl ünï");
-        assert_eq!(v.as_object().unwrap().len(), 20);
+        assert_eq!(v["pick"], "prefix_hit");
+        assert_eq!(v.as_object().unwrap().len(), 21);
     }
 
     #[test]

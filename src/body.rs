@@ -30,6 +30,11 @@ pub struct RequestHead {
     /// First non-blank byte of the `messages` value, if present (`[` when well-formed).
     pub messages_kind: Option<u8>,
     pub max_tokens: Option<u64>,
+    /// Byte ranges of the prompt as sent (`system`, then `messages`, `prompt` or `input`), for
+    /// fleet prefix routing: hashed as raw bytes, never parsed.
+    pub prompt_spans: [Option<Range<usize>>; 2],
+    /// Byte range of the OpenAI `user` field (a conversation's pin for session affinity).
+    pub user_span: Option<Range<usize>>,
     /// Offset of the closing `}` of the top-level object.
     pub object_end: usize,
 }
@@ -157,7 +162,13 @@ impl<'de> Visitor<'de> for HeadVisitor {
                         .and_then(|o| o.include_usage)
                         .unwrap_or(false);
                 }
-                "messages" => head.messages_kind = text.as_bytes().first().copied(),
+                "messages" => {
+                    head.messages_kind = text.as_bytes().first().copied();
+                    head.prompt_spans[1] = Some(self.span(raw));
+                }
+                "prompt" | "input" => head.prompt_spans[1] = Some(self.span(raw)),
+                "system" => head.prompt_spans[0] = Some(self.span(raw)),
+                "user" => head.user_span = Some(self.span(raw)),
                 "max_tokens" | "max_completion_tokens" | "max_output_tokens" => {
                     if let Ok(n) = text.parse::<u64>() {
                         // max_completion_tokens wins over max_tokens, whatever the order

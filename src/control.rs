@@ -47,6 +47,9 @@ impl BackgroundService for Control {
             }
         };
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        // Fleet metrics scrapes: each pool at its own `routing.scrape_interval` (≥ 50 ms).
+        let mut scrape_tick = tokio::time::interval(Duration::from_millis(50));
+        scrape_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
                 _ = shutdown.changed() => {
@@ -57,6 +60,11 @@ impl BackgroundService for Control {
                 _ = tick.tick() => {
                     if let Some(gw) = Gateway::current() {
                         check_due(&gw).await;
+                    }
+                }
+                _ = scrape_tick.tick() => {
+                    if let Some(gw) = Gateway::current() {
+                        scrape_due(&gw);
                     }
                 }
                 Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
@@ -142,6 +150,21 @@ async fn check_due(gw: &Arc<Gateway>) {
     }
 }
 
+/// Start the metrics scrape of every fleet whose interval has passed (each runs on its own
+/// task; a pool's next scrape waits for its previous one to finish).
+fn scrape_due(gw: &Arc<Gateway>) {
+    let now = Instant::now();
+    for p in gw.providers.values() {
+        if p.pool.scrape_due(now) {
+            let p = p.clone();
+            tokio::spawn(async move {
+                crate::fleet::scrape::scrape(p.clone()).await;
+                p.pool.scrape_done();
+            });
+        }
+    }
+}
+
 /// Last published state per (provider, endpoint), kept across reloads: one short log line
 /// per change (Pingora's own line is a ~1 KB dump of the backend, filtered in `main`).
 static HEALTH: once_cell::sync::Lazy<
@@ -214,7 +237,11 @@ async fn discover(gw: &Gateway, p: &crate::gateway::ProviderRuntime) {
 
 /// A minimal HTTP/1.1 GET for discovery (off the request path; plain HTTP only). Reads the
 /// body by `Content-Length` or chunked framing, not until close: servers may keep alive.
-async fn http_get(addr: std::net::SocketAddr, host: &str, path: &str) -> std::io::Result<Vec<u8>> {
+pub(crate) async fn http_get(
+    addr: std::net::SocketAddr,
+    host: &str,
+    path: &str,
+) -> std::io::Result<Vec<u8>> {
     const MAX: usize = 4 * 1024 * 1024;
     let mut s = tokio::net::TcpStream::connect(addr).await?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n");

@@ -13,6 +13,7 @@ pub mod control;
 pub mod count_tokens;
 pub mod errors;
 pub mod eventstream;
+pub mod fleet;
 pub mod gateway;
 pub mod head_deadline;
 pub mod lifecycle;

@@ -121,6 +121,57 @@ pub static UNPRICED: Lazy<IntCounterVec> = Lazy::new(|| {
     .unwrap_or_else(|e| panic!("metric: {e}"))
 });
 
+fn fleet_gauge(name: &str, help: &str) -> prometheus::GaugeVec {
+    prometheus::register_gauge_vec!(name, help, &["provider", "endpoint"])
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"))
+}
+
+pub static FLEET_IN_FLIGHT: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "switchyard_fleet_in_flight",
+        "Requests this gateway has in flight on a fleet endpoint",
+        &["provider", "endpoint"]
+    )
+    .unwrap_or_else(|e| panic!("metric: {e}"))
+});
+
+pub static FLEET_RUNNING: Lazy<prometheus::GaugeVec> = Lazy::new(|| {
+    fleet_gauge(
+        "switchyard_fleet_requests_running",
+        "vllm:num_requests_running of a fleet endpoint, as last scraped",
+    )
+});
+
+pub static FLEET_WAITING: Lazy<prometheus::GaugeVec> = Lazy::new(|| {
+    fleet_gauge(
+        "switchyard_fleet_requests_waiting",
+        "vllm:num_requests_waiting of a fleet endpoint, as last scraped",
+    )
+});
+
+pub static FLEET_KV_USAGE: Lazy<prometheus::GaugeVec> = Lazy::new(|| {
+    fleet_gauge(
+        "switchyard_fleet_kv_cache_usage_ratio",
+        "vllm:kv_cache_usage_perc of a fleet endpoint (0..1), as last scraped",
+    )
+});
+
+pub static FLEET_PREFIX_HIT_RATIO: Lazy<prometheus::GaugeVec> = Lazy::new(|| {
+    fleet_gauge(
+        "switchyard_fleet_prefix_cache_hit_ratio",
+        "Prefix cache hits / queries (tokens) of a fleet endpoint since it started, as last scraped",
+    )
+});
+
+pub static FLEET_PICKS: Lazy<IntCounterVec> = Lazy::new(|| {
+    register_int_counter_vec!(
+        "switchyard_fleet_picks_total",
+        "Fleet endpoint picks by reason (prefix_hit, spill, least_loaded, session, round_robin)",
+        &["provider", "reason"]
+    )
+    .unwrap_or_else(|e| panic!("metric: {e}"))
+});
+
 /// Register every family at start, so `/metrics` lists each TYPE before the first request.
 pub fn init() {
     Lazy::force(&TOKEN_USAGE);
@@ -133,6 +184,12 @@ pub fn init() {
     Lazy::force(&UPSTREAM_UP);
     Lazy::force(&OVERHEAD);
     Lazy::force(&UNPRICED);
+    Lazy::force(&FLEET_IN_FLIGHT);
+    Lazy::force(&FLEET_RUNNING);
+    Lazy::force(&FLEET_WAITING);
+    Lazy::force(&FLEET_KV_USAGE);
+    Lazy::force(&FLEET_PREFIX_HIT_RATIO);
+    Lazy::force(&FLEET_PICKS);
 }
 
 /// Prometheus text of the default registry.

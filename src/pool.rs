@@ -92,6 +92,10 @@ pub struct Pool {
     pub health_interval: Duration,
     passive: Mutex<HashMap<SocketAddr, Passive>>,
     last_check: Mutex<Option<Instant>>,
+    /// Load- and prefix-aware picking (`balance` other than round robin).
+    pub fleet: crate::fleet::Fleet,
+    /// When the running metrics scrape started (`None`: none running).
+    scraping: Mutex<(Option<Instant>, bool)>,
 }
 
 /// A picked endpoint.
@@ -99,6 +103,7 @@ pub struct Pool {
 pub struct Picked {
     pub addr: SocketAddr,
     pub endpoint: Arc<PoolEndpoint>,
+    pub reason: crate::fleet::pick::Reason,
 }
 
 impl Pool {
@@ -142,6 +147,33 @@ impl Pool {
             health_interval: hc.interval,
             passive: Mutex::new(HashMap::new()),
             last_check: Mutex::new(None),
+            fleet: crate::fleet::Fleet::new(provider.balance, &provider.routing),
+            scraping: Mutex::new((None, false)),
+        }
+    }
+
+    /// True when this fleet's metrics scrape is due and none is running (and marks it begun).
+    /// Only pools that pick by load and have endpoints of their own are scraped.
+    pub fn scrape_due(&self, now: Instant) -> bool {
+        if !self.fleet.by_load() {
+            return false;
+        }
+        let Ok(mut s) = self.scraping.lock() else {
+            return false;
+        };
+        let (last, running) = *s;
+        if running
+            || last.is_some_and(|t| now.duration_since(t) < self.fleet.routing.scrape_interval)
+        {
+            return false;
+        }
+        *s = (Some(now), true);
+        true
+    }
+
+    pub fn scrape_done(&self) {
+        if let Ok(mut s) = self.scraping.lock() {
+            s.1 = false;
         }
     }
 
@@ -150,6 +182,20 @@ impl Pool {
     /// of a request, and only then with them, so traffic moves off an ejected endpoint while
     /// any other target remains, and a lone endpoint keeps being tried.
     pub fn pick_with(&self, avoid: &[SocketAddr], allow_ejected: bool) -> Option<Picked> {
+        self.pick_for(avoid, allow_ejected, &crate::fleet::Hint::default())
+    }
+
+    /// [`pick_with`](Self::pick_with) for a request: a fleet that picks by load and prefix
+    /// uses `hint` (the prompt's block chain, the session).
+    pub fn pick_for(
+        &self,
+        avoid: &[SocketAddr],
+        allow_ejected: bool,
+        hint: &crate::fleet::Hint,
+    ) -> Option<Picked> {
+        if self.fleet.by_load() {
+            return self.pick_by_load(avoid, allow_ejected, hint);
+        }
         let now = Instant::now();
         let passive = self.passive.lock().ok()?;
         let usable = |b: &Backend, healthy: bool, allow_ejected: bool| {
@@ -170,7 +216,45 @@ impl Pool {
         drop(passive);
         let addr = *chosen.addr.as_inet()?;
         let endpoint = self.endpoint_for(addr)?;
-        Some(Picked { addr, endpoint })
+        Some(Picked {
+            addr,
+            endpoint,
+            reason: crate::fleet::pick::Reason::RoundRobin,
+        })
+    }
+
+    fn pick_by_load(
+        &self,
+        avoid: &[SocketAddr],
+        allow_ejected: bool,
+        hint: &crate::fleet::Hint,
+    ) -> Option<Picked> {
+        let now = Instant::now();
+        let backends = self.lb.backends();
+        let eligible: Vec<SocketAddr> = {
+            let passive = self.passive.lock().ok()?;
+            backends
+                .get_backend()
+                .iter()
+                .filter(|b| backends.ready(b))
+                .filter_map(|b| b.addr.as_inet().copied())
+                .filter(|a| !avoid.contains(a))
+                .filter(|a| {
+                    allow_ejected
+                        || passive
+                            .get(a)
+                            .and_then(|p| p.ejected_until)
+                            .is_none_or(|until| until <= now)
+                })
+                .collect()
+        };
+        let (addr, reason) = self.fleet.choose(&eligible, hint)?;
+        let endpoint = self.endpoint_for(addr)?;
+        Some(Picked {
+            addr,
+            endpoint,
+            reason,
+        })
     }
 
     /// Pick from this pool alone: ejected endpoints only when nothing else is left.

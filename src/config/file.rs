@@ -129,6 +129,19 @@ pub struct ProviderFile {
     pub region: Option<String>,
     pub balance: Option<String>,
     pub health_check: Option<HealthCheckFile>,
+    pub routing: Option<RoutingFile>,
+}
+
+/// A fleet's routing knobs (issue 10); absent values take `Routing::default()`.
+#[derive(Debug, Default, Clone)]
+pub struct RoutingFile {
+    pub scrape_interval: Option<Humane>,
+    pub metrics_path: Option<String>,
+    pub block_size: Option<Humane>,
+    pub index_size: Option<u64>,
+    pub spill_threshold: Option<u64>,
+    pub session_header: Option<String>,
+    pub session_affinity: Option<bool>,
 }
 
 /// A provider's active health check; absent values take the provider's defaults.
@@ -418,6 +431,7 @@ fn read_provider(r: &mut Reader, value: &Value, at: NodePath) -> Option<Provider
             "region",
             "balance",
             "health_check",
+            "routing",
         ],
     )?;
     let text = |r: &mut Reader, key: &str| r.text(b.get(key), &b.field(key));
@@ -440,6 +454,30 @@ fn read_provider(r: &mut Reader, value: &Value, at: NodePath) -> Option<Provider
                 path: r.text(hc.get("path"), &hc.field("path")),
                 interval: humane(r, &hc, "interval"),
                 timeout: humane(r, &hc, "timeout"),
+            })
+        }),
+        routing: b.get("routing").and_then(|value| {
+            let rb = r.block(
+                Some(value),
+                b.field("routing"),
+                &[
+                    "scrape_interval",
+                    "metrics_path",
+                    "block_size",
+                    "index_size",
+                    "spill_threshold",
+                    "session_header",
+                    "session_affinity",
+                ],
+            )?;
+            Some(RoutingFile {
+                scrape_interval: humane(r, &rb, "scrape_interval"),
+                metrics_path: r.text(rb.get("metrics_path"), &rb.field("metrics_path")),
+                block_size: humane(r, &rb, "block_size"),
+                index_size: r.whole(rb.get("index_size"), &rb.field("index_size")),
+                spill_threshold: r.whole(rb.get("spill_threshold"), &rb.field("spill_threshold")),
+                session_header: r.text(rb.get("session_header"), &rb.field("session_header")),
+                session_affinity: r.flag(rb.get("session_affinity"), &rb.field("session_affinity")),
             })
         }),
     })

@@ -140,6 +140,39 @@ pub enum Balance {
     PrefixAffinity,
 }
 
+/// How a fleet picks among its endpoints beyond `balance` (issue 10; README "Fleet routing").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routing {
+    /// How often each endpoint's `/metrics` is read in the background.
+    pub scrape_interval: Duration,
+    /// Where vLLM serves its Prometheus metrics.
+    pub metrics_path: String,
+    /// Bytes of the prompt hashed as one block of the prefix chain.
+    pub block_size: usize,
+    /// Prefix blocks the fleet's index remembers (per fleet, over all endpoints).
+    pub index_size: usize,
+    /// How much more loaded than the fleet's least-loaded endpoint (in requests) the endpoint
+    /// holding a prefix or a session may be before the request spills to the least-loaded one.
+    pub spill_threshold: u32,
+    /// Pin a conversation (`session_header`, else the OpenAI `user` field) to one endpoint.
+    pub session_affinity: bool,
+    pub session_header: String,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Routing {
+            scrape_interval: Duration::from_millis(250),
+            metrics_path: "/metrics".into(),
+            block_size: 256,
+            index_size: 65_536,
+            spill_threshold: 4,
+            session_affinity: true,
+            session_header: "x-session-id".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthCheck {
     /// HTTP path to GET; `None` means a TCP connect check (never probe paid APIs over HTTP).
@@ -170,6 +203,7 @@ pub struct Provider {
     /// The provider's secret, injected upstream; `None` for keyless fleets.
     pub api_key: Option<String>,
     pub balance: Balance,
+    pub routing: Routing,
     pub health_check: HealthCheck,
     /// Extra settings some dialects need (Azure `api_version`, Bedrock/Vertex `region`, ...).
     pub api_version: Option<String>,
@@ -234,6 +268,7 @@ impl Provider {
             base_path: "/v1".into(),
             api_key: None,
             balance: Balance::RoundRobin,
+            routing: Routing::default(),
             health_check: HealthCheck {
                 path: None,
                 interval: Duration::from_secs(5),

@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use super::address::{self, BaseUrl};
 use super::env::var;
-use super::file::{HealthCheckFile, ProviderFile};
+use super::file::{HealthCheckFile, ProviderFile, RoutingFile};
 use super::locate::Seg;
-use super::model::{Balance, Dialect, Endpoint, HealthCheck, Provider};
+use super::model::{Balance, Dialect, Endpoint, HealthCheck, Provider, Routing};
 use super::presets::{self, Kind, Preset};
 use super::units;
 
@@ -111,7 +111,10 @@ pub(crate) fn resolve(
     let location = location(id, preset, spec, region.as_deref(), env, &mut problems);
     let pool = spec.endpoints.is_some();
     let api_key = api_key(id, preset, spec, pool, env, &mut problems);
-    let balance = balance(spec.balance.as_deref(), &mut problems);
+    // A fleet: more than one server to choose between.
+    let fleet = matches!(&location, Some((endpoints, _)) if endpoints.len() > 1);
+    let balance = balance(spec.balance.as_deref(), fleet, &mut problems);
+    let routing = routing(spec.routing.as_ref(), &mut problems);
     let health_check = health_check(preset.kind, spec.health_check.as_ref(), &mut problems);
 
     match location {
@@ -123,6 +126,7 @@ pub(crate) fn resolve(
             discover_models: preset.dialect == Dialect::OpenAi && api_key.is_none(),
             api_key,
             balance,
+            routing,
             health_check,
             api_version: non_empty(&spec.api_version),
             region,
@@ -426,8 +430,12 @@ fn aws_keys(
     })
 }
 
-fn balance(value: Option<&str>, problems: &mut Vec<ProviderProblem>) -> Balance {
+/// `balance`, with its default: `prefix_affinity` for an endpoint pool (a fleet), where it
+/// costs nothing without prefix reuse (it falls back to least-loaded) and saves prefill with it;
+/// round robin for a single API endpoint, where there is nothing to choose between.
+fn balance(value: Option<&str>, pool: bool, problems: &mut Vec<ProviderProblem>) -> Balance {
     match value.map(|v| v.replace('-', "_")).as_deref() {
+        None if pool => Balance::PrefixAffinity,
         None | Some("round_robin") => Balance::RoundRobin,
         Some("least_loaded") => Balance::LeastLoaded,
         Some("prefix_affinity") => Balance::PrefixAffinity,
@@ -442,6 +450,83 @@ fn balance(value: Option<&str>, problems: &mut Vec<ProviderProblem>) -> Balance 
             Balance::RoundRobin
         }
     }
+}
+
+fn routing(file: Option<&RoutingFile>, problems: &mut Vec<ProviderProblem>) -> Routing {
+    let mut r = Routing::default();
+    let Some(file) = file else {
+        return r;
+    };
+    let at = |field| [Seg::Key("routing"), Seg::Key(field)];
+    if let Some(v) = &file.scrape_interval {
+        match units::parse_duration(&v.0) {
+            Ok(d) if d < std::time::Duration::from_millis(50) => problems.push(problem(
+                &at("scrape_interval"),
+                "routing.scrape_interval must be at least 50ms (250ms is the default)".into(),
+            )),
+            Ok(d) => r.scrape_interval = d,
+            Err(why) => problems.push(problem(
+                &at("scrape_interval"),
+                format!("routing.scrape_interval: {why}"),
+            )),
+        }
+    }
+    if let Some(path) = &file.metrics_path {
+        if path.starts_with('/') && !path.contains(char::is_whitespace) {
+            r.metrics_path = path.clone();
+        } else {
+            problems.push(problem(
+                &at("metrics_path"),
+                format!("routing.metrics_path `{path}` must be a path starting with `/`"),
+            ));
+        }
+    }
+    if let Some(v) = &file.block_size {
+        match units::parse_size(&v.0) {
+            Ok(n) if (16..=65_536).contains(&n) => r.block_size = n as usize,
+            Ok(n) => problems.push(problem(
+                &at("block_size"),
+                format!("routing.block_size {n} B is out of range: use 16B to 64KiB (256B is the default, ~64 tokens)"),
+            )),
+            Err(why) => problems.push(problem(
+                &at("block_size"),
+                format!("routing.block_size: {why}"),
+            )),
+        }
+    }
+    if let Some(n) = file.index_size {
+        if (1..=16_777_216).contains(&n) {
+            r.index_size = n as usize;
+        } else {
+            problems.push(problem(
+                &at("index_size"),
+                format!("routing.index_size {n} is out of range: use 1 to 16777216 blocks (65536 is the default)"),
+            ));
+        }
+    }
+    if let Some(n) = file.spill_threshold {
+        match u32::try_from(n) {
+            Ok(n) if n >= 1 => r.spill_threshold = n,
+            _ => problems.push(problem(
+                &at("spill_threshold"),
+                format!("routing.spill_threshold {n} is out of range: use 1 or more requests (4 is the default)"),
+            )),
+        }
+    }
+    if let Some(on) = file.session_affinity {
+        r.session_affinity = on;
+    }
+    if let Some(h) = &file.session_header {
+        if !h.is_empty() && http::HeaderName::from_bytes(h.as_bytes()).is_ok() {
+            r.session_header = h.to_ascii_lowercase();
+        } else {
+            problems.push(problem(
+                &at("session_header"),
+                format!("routing.session_header `{h}` is not a header name"),
+            ));
+        }
+    }
+    r
 }
 
 fn health_check(

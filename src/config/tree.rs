@@ -261,6 +261,19 @@ impl<'t> Reader<'t> {
         }
     }
 
+    /// `true` or `false`.
+    pub fn flag(&mut self, value: Option<&Value>, at: &NodePath) -> Option<bool> {
+        let value = value?;
+        match value {
+            Value::Null => None,
+            Value::Bool(b) => Some(*b),
+            other => {
+                self.wrong_type(at, "true or false", other);
+                None
+            }
+        }
+    }
+
     /// A number, whole or not.
     pub fn number(&mut self, value: Option<&Value>, at: &NodePath) -> Option<f64> {
         let value = value?;

@@ -24,21 +24,7 @@ struct Unenforced {
     effect: &'static str,
 }
 
-/// `balance:` other than round robin, which is the only strategy the pools run.
-fn not_round_robin(value: &Value) -> Option<&'static str> {
-    match value.as_str()?.replace('-', "_").as_str() {
-        "least_loaded" => Some(" least_loaded"),
-        "prefix_affinity" => Some(" prefix_affinity"),
-        _ => None,
-    }
-}
-
-const UNENFORCED: &[Unenforced] = &[Unenforced {
-    pattern: &["providers", "*", "balance"],
-    ignored: not_round_robin,
-    issue: 10,
-    effect: "requests go to the endpoints round robin",
-}];
+const UNENFORCED: &[Unenforced] = &[];
 
 /// A warning for every setting in `root` (read from `text`) that this build ignores,
 /// in line order. Messages name the setting's path and, for `balance`, its (known) value;
@@ -108,7 +94,7 @@ mod tests {
     }
 
     #[test]
-    fn every_unenforced_setting_is_named_at_its_line() {
+    fn settings_once_unenforced_are_all_enforced_now() {
         let text = "\
 limits: { default_max_tokens: 4096, connect_timeout: 2s }
 auth:
@@ -129,13 +115,9 @@ models:
 ratelimit: { store: redis, url: \"redis://x:6379\" }
 ";
         let warnings = shown(text);
-        assert_eq!(
-            warnings,
-            vec![
-                "10: providers.fleet.balance least_loaded is not enforced yet by this build (issue 10): requests go to the endpoints round robin",
-                "12: providers.pa.balance prefix_affinity is not enforced yet by this build (issue 10): requests go to the endpoints round robin",
-            ]
-        );
+        // Issue 9 enforced limits, budgets and the store; issue 10 the fleet balancers:
+        // nothing in this file is accepted and ignored any more.
+        assert_eq!(warnings, Vec::<String>::new());
         assert!(!warnings.iter().any(|w| w.contains("secret")));
     }
 

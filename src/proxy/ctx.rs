@@ -32,6 +32,10 @@ pub struct Attempt {
     pub addr: SocketAddr,
     pub endpoint: Arc<crate::pool::PoolEndpoint>,
     pub prepared: Option<Prepared>,
+    /// Why this endpoint (fleet routing).
+    pub reason: crate::fleet::pick::Reason,
+    /// Counts this attempt on its fleet endpoint while it lives (fleets that pick by load).
+    pub in_flight: Option<Arc<crate::fleet::InFlight>>,
 }
 
 /// How this attempt's response body is read on its way back (set per attempt in
@@ -118,6 +122,8 @@ pub struct RequestCtx {
     pub upstream_time: Duration,
     pub last_error: Option<String>,
     pub usage: Option<Usage>,
+    /// The prompt's prefix block chain, computed on the first pick by a prefix-affine fleet.
+    pub prefix_chain: Option<Vec<u64>>,
     /// What admission reserved for this request (limits, budget): settled in `logging`.
     pub admitted: Option<crate::accounting::Admitted>,
     /// Bucket states of a refused request, for its 429's headers.
@@ -169,6 +175,7 @@ impl RequestCtx {
             upstream_time: Duration::ZERO,
             last_error: None,
             usage: None,
+            prefix_chain: None,
             admitted: None,
             ratelimit_shown: Vec::new(),
             cost_usd: None,

@@ -52,10 +52,10 @@ impl ProxyHttp for Switchyard {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        upstream::next_peer(ctx)
+        upstream::next_peer(session.req_header(), ctx)
     }
 
     async fn upstream_request_filter(

@@ -77,6 +77,11 @@ pub fn settle(session: &Session, ctx: &mut RequestCtx, error: Option<&pingora_er
     let req = session.req_header();
     let provider = ctx.provider_id().map(str::to_string);
     let endpoint = ctx.current.as_ref().map(|a| a.addr);
+    let pick = ctx
+        .current
+        .as_ref()
+        .filter(|a| a.in_flight.is_some())
+        .map(|a| a.reason.as_str());
     let model = match ctx.plan.as_mut() {
         Some(plan) => Some(std::mem::take(&mut plan.model)),
         None => ctx.requested_model.take(),
@@ -91,6 +96,7 @@ pub fn settle(session: &Session, ctx: &mut RequestCtx, error: Option<&pingora_er
         model,
         provider,
         endpoint,
+        pick,
         status,
         attempts: ctx.attempts,
         ttft: ctx.ttft,

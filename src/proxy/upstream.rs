@@ -14,7 +14,7 @@ use std::time::Instant;
 
 /// Choose the next (target, endpoint) for this attempt. After a failure the next target
 /// leads; when every target was tried, targets with untried endpoints get another turn.
-pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+pub fn next_peer(req: &RequestHeader, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     let gw = ctx
         .gateway
         .clone()
@@ -33,11 +33,14 @@ pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
             .pick(&[])
             .ok_or_else(|| no_healthy(ctx, &pid))?;
         let p = peer(picked.addr, &picked.endpoint.endpoint, limits);
+        let in_flight = begin(&provider.pool, &provider.provider.id, &picked);
         ctx.current = Some(Attempt {
             candidate: 0,
             addr: picked.addr,
             endpoint: picked.endpoint,
             prepared: None,
+            reason: picked.reason,
+            in_flight,
         });
         return Ok(p);
     }
@@ -88,14 +91,32 @@ pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
                 .filter(|(c, _)| *c == idx)
                 .map(|(_, a)| *a)
                 .collect();
-            if let Some(picked) = cand.provider.pool.pick_with(&avoid, allow_ejected) {
+            let pool = &cand.provider.pool;
+            let picked = if pool.fleet.by_load() {
+                let hint = fleet_hint(req, ctx, &pool.fleet);
+                let chain = ctx.prefix_chain.as_deref().unwrap_or_default();
+                pool.pick_for(
+                    &avoid,
+                    allow_ejected,
+                    &crate::fleet::Hint {
+                        chain,
+                        session: hint,
+                    },
+                )
+            } else {
+                pool.pick_with(&avoid, allow_ejected)
+            };
+            if let Some(picked) = picked {
                 ctx.tried.push((idx, picked.addr));
                 let p = peer(picked.addr, &picked.endpoint.endpoint, limits);
+                let in_flight = begin(pool, &cand.provider.provider.id, &picked);
                 ctx.current = Some(Attempt {
                     candidate: idx,
                     addr: picked.addr,
                     endpoint: picked.endpoint,
                     prepared: Some(prepared),
+                    reason: picked.reason,
+                    in_flight,
                 });
                 return Ok(p);
             }
@@ -107,6 +128,53 @@ pub fn next_peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         .map(|p| p.model.clone())
         .unwrap_or_default();
     Err(no_healthy(ctx, &model))
+}
+
+/// What a load-picking fleet needs of the request: its prompt's block chain (hashed once, on
+/// the first such pick, kept in `ctx`) and its session key.
+fn fleet_hint(
+    req: &RequestHeader,
+    ctx: &mut RequestCtx,
+    fleet: &crate::fleet::Fleet,
+) -> Option<u64> {
+    let body = &ctx.body;
+    let head = &ctx.head;
+    if ctx.prefix_chain.is_none() && fleet.balance == crate::config::Balance::PrefixAffinity {
+        let parts: Vec<&[u8]> = head
+            .prompt_spans
+            .iter()
+            .flatten()
+            .filter_map(|r| body.get(r.clone()))
+            .collect();
+        ctx.prefix_chain = Some(crate::fleet::prefix::chain(
+            &parts,
+            fleet.routing.block_size,
+        ));
+    }
+    if !fleet.routing.session_affinity {
+        return None;
+    }
+    let header = req
+        .headers
+        .get(fleet.routing.session_header.as_str())
+        .map(|v| v.as_bytes());
+    let user = head.user_span.clone().and_then(|r| body.get(r));
+    crate::fleet::session_key(header, user)
+}
+
+/// Count the attempt on a load-picking fleet's endpoint, and the pick by its reason.
+fn begin(
+    pool: &crate::pool::Pool,
+    provider: &str,
+    picked: &crate::pool::Picked,
+) -> Option<std::sync::Arc<crate::fleet::InFlight>> {
+    if !pool.fleet.by_load() {
+        return None;
+    }
+    crate::metrics::FLEET_PICKS
+        .with_label_values(&[provider, picked.reason.as_str()])
+        .inc();
+    Some(std::sync::Arc::new(pool.fleet.begin(picked.addr)))
 }
 
 /// No endpoint left: the last upstream's status when there was one, else a refusal when

@@ -1,0 +1,191 @@
+//! Which endpoint was last sent which prompt blocks: an approximate, bounded picture of the
+//! fleet's prefix caches, built only from the gateway's own routing decisions.
+//!
+//! Bounded by `capacity` blocks over the whole fleet, evicted by CLOCK (second chance): a
+//! block matched since it was queued goes round again, the others leave, oldest first. An
+//! endpoint is a small id; one that goes away just stops matching (its blocks age out), so
+//! no other prefix moves.
+
+use std::collections::{HashMap, VecDeque};
+
+/// An endpoint's id in the index (a fleet's endpoints are few; ids are never reused).
+pub type EndpointId = u16;
+
+/// Holders kept per block: a prefix routed to more replicas than this (spills) keeps its
+/// latest holders.
+const HOLDERS: usize = 4;
+
+#[derive(Debug, Default)]
+struct Slot {
+    holders: Vec<EndpointId>,
+    referenced: bool,
+}
+
+#[derive(Debug)]
+pub struct PrefixIndex {
+    slots: HashMap<u64, Slot>,
+    clock: VecDeque<u64>,
+    capacity: usize,
+}
+
+impl PrefixIndex {
+    pub fn new(capacity: usize) -> PrefixIndex {
+        PrefixIndex {
+            slots: HashMap::new(),
+            clock: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// For each endpoint in `candidates`, how many leading blocks of `chain` it holds.
+    /// Matched blocks count as used (they survive the next eviction round).
+    pub fn matched(&mut self, chain: &[u64], candidates: &[EndpointId], out: &mut [usize]) {
+        out.iter_mut().for_each(|m| *m = 0);
+        for (depth, h) in chain.iter().enumerate() {
+            let Some(slot) = self.slots.get_mut(h) else {
+                break;
+            };
+            let mut any = false;
+            for (i, c) in candidates.iter().enumerate() {
+                // Still matching at this depth and holds this block too.
+                if out[i] == depth && slot.holders.contains(c) {
+                    out[i] = depth + 1;
+                    any = true;
+                }
+            }
+            if !any {
+                break;
+            }
+            slot.referenced = true;
+        }
+    }
+
+    /// `endpoint` now holds every block of `chain`.
+    pub fn record(&mut self, chain: &[u64], endpoint: EndpointId) {
+        for h in chain {
+            match self.slots.get_mut(h) {
+                Some(slot) => {
+                    slot.referenced = true;
+                    if !slot.holders.contains(&endpoint) {
+                        if slot.holders.len() == HOLDERS {
+                            slot.holders.remove(0);
+                        }
+                        slot.holders.push(endpoint);
+                    }
+                }
+                None => {
+                    self.evict_to(self.capacity - 1);
+                    self.slots.insert(
+                        *h,
+                        Slot {
+                            holders: vec![endpoint],
+                            referenced: false,
+                        },
+                    );
+                    self.clock.push_back(*h);
+                }
+            }
+        }
+    }
+
+    /// Forget `endpoint` everywhere (it left the fleet).
+    pub fn forget(&mut self, endpoint: EndpointId) {
+        self.slots.retain(|_, s| {
+            s.holders.retain(|e| *e != endpoint);
+            !s.holders.is_empty()
+        });
+        self.clock.retain(|h| self.slots.contains_key(h));
+    }
+
+    fn evict_to(&mut self, size: usize) {
+        // Each pass either evicts or clears one reference bit, so this ends within 2 × len.
+        while self.slots.len() > size {
+            let Some(h) = self.clock.pop_front() else {
+                break;
+            };
+            match self.slots.get_mut(&h) {
+                Some(slot) if slot.referenced => {
+                    slot.referenced = false;
+                    self.clock.push_back(h);
+                }
+                Some(_) => {
+                    self.slots.remove(&h);
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_count_leading_blocks_per_endpoint() {
+        let mut ix = PrefixIndex::new(100);
+        ix.record(&[1, 2, 3, 4], 0);
+        ix.record(&[1, 2, 9], 1);
+        let mut m = [0; 3];
+        ix.matched(&[1, 2, 3, 4, 5], &[0, 1, 2], &mut m);
+        assert_eq!(m, [4, 2, 0]);
+        ix.matched(&[7, 2, 3], &[0, 1, 2], &mut m);
+        assert_eq!(
+            m,
+            [0, 0, 0],
+            "a chain that differs in its first block matches nothing"
+        );
+    }
+
+    #[test]
+    fn bounded_and_evicts_the_unused_first() {
+        let mut ix = PrefixIndex::new(4);
+        ix.record(&[1, 2], 0);
+        let mut m = [0];
+        ix.matched(&[1, 2], &[0], &mut m); // 1 and 2 used
+        ix.record(&[10, 11, 12], 0);
+        assert_eq!(ix.len(), 4);
+        ix.matched(&[1, 2], &[0], &mut m);
+        assert_eq!(m, [2], "the used blocks survived, a newer unused one left");
+        for i in 100..200 {
+            ix.record(&[i], 1);
+            assert!(ix.len() <= 4);
+        }
+        ix.matched(&[1, 2], &[0], &mut m);
+        assert_eq!(m, [0], "and eventually everything old goes");
+    }
+
+    #[test]
+    fn forgetting_an_endpoint_leaves_the_others_alone() {
+        let mut ix = PrefixIndex::new(100);
+        ix.record(&[1, 2], 0);
+        ix.record(&[1, 2], 1);
+        ix.record(&[5], 2);
+        ix.forget(1);
+        let mut m = [0; 3];
+        ix.matched(&[1, 2], &[0, 1, 2], &mut m);
+        assert_eq!(m, [2, 0, 0]);
+        ix.matched(&[5], &[0, 1, 2], &mut m);
+        assert_eq!(m, [0, 0, 1]);
+    }
+
+    #[test]
+    fn holders_per_block_are_bounded() {
+        let mut ix = PrefixIndex::new(10);
+        for e in 0..10 {
+            ix.record(&[1], e);
+        }
+        let mut m = [0; 10];
+        ix.matched(&[1], &(0..10).collect::<Vec<_>>(), &mut m);
+        assert_eq!(m.iter().sum::<usize>(), HOLDERS);
+        assert_eq!(&m[6..], &[1, 1, 1, 1], "the latest holders stay");
+    }
+}

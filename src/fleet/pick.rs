@@ -1,0 +1,159 @@
+//! The decision itself, on plain numbers (unit-tested and benchmarked apart from the pool).
+//!
+//! Load of an endpoint (README "Fleet routing"): requests on it, as the larger of this
+//! gateway's own in-flight count and the server's running + waiting (scraped; other gateways'
+//! traffic shows there), plus the waiting requests once more (queued work has not even
+//! started), plus up to 4 for KV cache pressure above 80 %.
+
+/// Why an endpoint was picked (the `reason` label of `switchyard_fleet_picks_total`, and the
+/// access log's `pick`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    RoundRobin,
+    LeastLoaded,
+    PrefixHit,
+    /// The endpoint holding the prefix (or the session) was overloaded: least-loaded instead.
+    Spill,
+    Session,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::RoundRobin => "round_robin",
+            Reason::LeastLoaded => "least_loaded",
+            Reason::PrefixHit => "prefix_hit",
+            Reason::Spill => "spill",
+            Reason::Session => "session",
+        }
+    }
+}
+
+/// What is known of one eligible endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Candidate {
+    pub load: f64,
+    /// Leading prompt blocks it holds.
+    pub matched: usize,
+    /// The request's session is pinned to it.
+    pub pinned: bool,
+}
+
+/// The load score from the signals (see the module docs).
+pub fn load(in_flight: f64, running: f64, waiting: f64, kv_usage: f64) -> f64 {
+    let kv_pressure = ((kv_usage - 0.8) * 5.0).clamp(0.0, 1.0) * 4.0;
+    in_flight.max(running + waiting) + waiting + kv_pressure
+}
+
+/// Pick among `c` (not empty). `threshold`: how much more loaded than the least-loaded
+/// endpoint a prefix holder or a pinned endpoint may be. `random` breaks ties among the
+/// least loaded, so a burst spreads instead of piling onto one endpoint.
+pub fn decide(c: &[Candidate], threshold: f64, random: u64) -> Option<(usize, Reason)> {
+    let min = c.iter().map(|x| x.load).fold(f64::INFINITY, f64::min);
+    if !min.is_finite() {
+        return None;
+    }
+    let within = |x: &Candidate| x.load <= min + threshold;
+    let least = {
+        let ties = c.iter().filter(|x| x.load <= min + 1e-9).count() as u64;
+        let nth = (random % ties.max(1)) as usize;
+        c.iter()
+            .enumerate()
+            .filter(|(_, x)| x.load <= min + 1e-9)
+            .nth(nth)
+            .map(|(i, _)| i)?
+    };
+    if let Some(i) = c.iter().position(|x| x.pinned) {
+        return Some(if within(&c[i]) {
+            (i, Reason::Session)
+        } else {
+            (least, Reason::Spill)
+        });
+    }
+    // The longest match; among equal matches the less loaded.
+    let best = c
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.matched > 0)
+        .max_by(|(_, a), (_, b)| {
+            a.matched.cmp(&b.matched).then(
+                b.load
+                    .partial_cmp(&a.load)
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            )
+        });
+    match best {
+        Some((i, x)) if within(x) => Some((i, Reason::PrefixHit)),
+        Some(_) => Some((least, Reason::Spill)),
+        None => Some((least, Reason::LeastLoaded)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(load: f64, matched: usize) -> Candidate {
+        Candidate {
+            load,
+            matched,
+            pinned: false,
+        }
+    }
+
+    #[test]
+    fn the_longest_prefix_wins_while_it_is_not_overloaded() {
+        let cands = [c(2.0, 3), c(0.0, 0), c(1.0, 5)];
+        assert_eq!(decide(&cands, 4.0, 0), Some((2, Reason::PrefixHit)));
+        // Equal matches: the less loaded.
+        let cands = [c(3.0, 5), c(1.0, 5), c(0.0, 0)];
+        assert_eq!(decide(&cands, 4.0, 0), Some((1, Reason::PrefixHit)));
+    }
+
+    #[test]
+    fn an_overloaded_holder_spills_to_the_least_loaded() {
+        let cands = [c(9.0, 10), c(1.0, 0), c(4.0, 0)];
+        assert_eq!(decide(&cands, 4.0, 0), Some((1, Reason::Spill)));
+        // At exactly the threshold it still takes it.
+        let cands = [c(5.0, 10), c(1.0, 0)];
+        assert_eq!(decide(&cands, 4.0, 0), Some((0, Reason::PrefixHit)));
+    }
+
+    #[test]
+    fn no_match_is_least_loaded_with_random_ties() {
+        let cands = [c(2.0, 0), c(1.0, 0), c(1.0, 0), c(3.0, 0)];
+        let picks: std::collections::BTreeSet<usize> =
+            (0..8).map(|r| decide(&cands, 4.0, r).unwrap().0).collect();
+        assert_eq!(picks, [1, 2].into());
+        assert_eq!(decide(&cands, 4.0, 0).unwrap().1, Reason::LeastLoaded);
+    }
+
+    #[test]
+    fn a_pinned_session_wins_unless_overloaded() {
+        let mut cands = [c(2.0, 0), c(0.0, 9), c(3.0, 0)];
+        cands[2].pinned = true;
+        assert_eq!(decide(&cands, 4.0, 0), Some((2, Reason::Session)));
+        cands[2].load = 7.0;
+        assert_eq!(decide(&cands, 4.0, 0), Some((1, Reason::Spill)));
+    }
+
+    #[test]
+    fn load_scores() {
+        assert_eq!(
+            load(3.0, 0.0, 0.0, 0.0),
+            3.0,
+            "local count alone (llama-server)"
+        );
+        assert_eq!(
+            load(1.0, 4.0, 2.0, 0.5),
+            8.0,
+            "the server's queue, waiting twice"
+        );
+        assert!(
+            (load(0.0, 0.0, 0.0, 1.0) - 4.0).abs() < 1e-9,
+            "a full KV cache"
+        );
+        assert_eq!(load(0.0, 0.0, 0.0, 0.8), 0.0, "no pressure below 80 %");
+        assert!(decide(&[], 4.0, 0).is_none());
+    }
+}
