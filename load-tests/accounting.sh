@@ -19,7 +19,12 @@ mkdir -p "$OUT"
 rm -f "$OUT"/*.log
 [ -x "$OHA" ] || cargo install -q oha --version 1.16.0 --locked --root "$ROOT/load-tests/.tools"
 command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
-cargo build -q --release --workspace --bins
+SY_BIN=${SWITCHYARD_BIN:-$ROOT/target/release/switchyard}   # another build of switchyard, if set
+if [ -n "${SWITCHYARD_BIN:-}" ]; then
+  cargo build -q --release -p mock-upstream --bins
+else
+  cargo build -q --release --workspace --bins
+fi
 for port in $MOCK $SY $REDIS; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is in use (a leftover from an interrupted run?): stop it first" >&2; exit 1
@@ -47,7 +52,7 @@ sed 's|^ratelimit: .*|ratelimit: { store: redis, url: "redis://127.0.0.1:'"$REDI
 body='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in one word."}],"max_tokens":8}'
 run_case() { # name config
   RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RIG_KEY=sk-load \
-    "$ROOT/target/release/switchyard" --config "$2" >>"$OUT/$1.log" 2>&1 &
+    "$SY_BIN" --config "$2" >>"$OUT/$1.log" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$SY/healthz" && break; sleep 0.1; done
   "$OHA" --no-tui -n 300 -c 16 -m POST -H "authorization: Bearer sk-load" -d "$body" \

@@ -5,6 +5,7 @@
 #   bash load-tests/callgrind.sh            # N=2000 requests after a 300-request warm-up
 #   (with realistic-accounted.yaml present, also switchyard with limits, budget and cost on)
 #   BASELINE_BIN=/path/to/old/switchyard bash load-tests/callgrind.sh   # also an earlier build
+#   SWITCHYARD_BIN=/path/to/switchyard bash load-tests/callgrind.sh     # that build instead of this tree
 #   TRANSLATED=1 bash load-tests/callgrind.sh   # also the translated paths (issue 8):
 #       Anthropic client -> OpenAI upstream, plain and streamed
 #
@@ -26,7 +27,14 @@ rm -f "$OUT"/*.out* "$OUT"/*.log
 
 command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
 [ -x "$OHA" ] || cargo install -q oha --version 1.16.0 --locked --root "$ROOT/load-tests/.tools"
-cargo build -q --release --workspace --bins
+# SWITCHYARD_BIN: measure that build of switchyard instead of this tree's (e.g. an issue's
+# last commit, built elsewhere); the mock and the bare proxy still come from this tree.
+SY_BIN=${SWITCHYARD_BIN:-$ROOT/target/release/switchyard}
+if [ -n "${SWITCHYARD_BIN:-}" ]; then
+  cargo build -q --release -p mock-upstream --bins
+else
+  cargo build -q --release --workspace --bins
+fi
 cargo build -q --release --example bare_proxy
 
 for port in $MOCK $BARE $SY; do
@@ -76,23 +84,23 @@ measure() { # name port command...
       measure switchyard-baseline "$SY" "$BASELINE_BIN" --config "$ROOT/load-tests/realistic.yaml"
   fi
   RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RIG_KEY=sk-load \
-    measure switchyard "$SY" "$ROOT/target/release/switchyard" --config "$ROOT/load-tests/realistic.yaml"
+    measure switchyard "$SY" "$SY_BIN" --config "$ROOT/load-tests/realistic.yaml"
   if [ -f "$ROOT/load-tests/realistic-accounted.yaml" ]; then
     # Limits (key and model), a budget and cost on, memory store (issue 9).
     RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RIG_KEY=sk-load \
-      measure switchyard-accounted "$SY" "$ROOT/target/release/switchyard" --config "$ROOT/load-tests/realistic-accounted.yaml"
+      measure switchyard-accounted "$SY" "$SY_BIN" --config "$ROOT/load-tests/realistic-accounted.yaml"
   fi
   if [ -n "${TRANSLATED:-}" ]; then
     endpoint=/v1/messages
     body='{"model":"gpt-4o-mini","max_tokens":8,"messages":[{"role":"user","content":"Say hello in one word."}]}'
     RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RIG_KEY=sk-load \
-      measure messages-to-openai "$SY" "$ROOT/target/release/switchyard" --config "$ROOT/load-tests/realistic.yaml"
+      measure messages-to-openai "$SY" "$SY_BIN" --config "$ROOT/load-tests/realistic.yaml"
     body='{"model":"gpt-4o-mini","max_tokens":8,"stream":true,"messages":[{"role":"user","content":"Say hello in one word."}]}'
     RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RIG_KEY=sk-load \
-      measure messages-to-openai-stream "$SY" "$ROOT/target/release/switchyard" --config "$ROOT/load-tests/realistic.yaml"
+      measure messages-to-openai-stream "$SY" "$SY_BIN" --config "$ROOT/load-tests/realistic.yaml"
     endpoint=/v1/chat/completions
     body='{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello in one word."}],"max_tokens":8}'
     RIG_PORT=$SY RIG_MOCK=$MOCK RIG_OUT=$OUT RIG_KEY=sk-load \
-      measure chat-stream-same-dialect "$SY" "$ROOT/target/release/switchyard" --config "$ROOT/load-tests/realistic.yaml"
+      measure chat-stream-same-dialect "$SY" "$SY_BIN" --config "$ROOT/load-tests/realistic.yaml"
   fi
 } | tee "$OUT/summary.tsv"

@@ -82,12 +82,13 @@ impl Control {
             Ok(cfg) => {
                 cfg.warnings.iter().for_each(|w| log::warn!("{w}"));
                 // Listeners and other process settings stay as they are until a restart.
-                if let Some(old) = Gateway::current() {
+                let old = Gateway::current();
+                if let Some(old) = &old {
                     for w in config::restart_needed(&old.config, &cfg) {
                         log::warn!("{w}");
                     }
                 }
-                let gw = Arc::new(Gateway::new(cfg));
+                let gw = Arc::new(Gateway::after(cfg, old.as_deref()));
                 prepare(&gw).await;
                 Gateway::install(gw);
                 log::info!("configuration reloaded");

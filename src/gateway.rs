@@ -37,15 +37,22 @@ static CURRENT: Lazy<ArcSwap<Option<Arc<Gateway>>>> = Lazy::new(|| ArcSwap::from
 
 impl Gateway {
     pub fn new(config: Config) -> Gateway {
+        Gateway::after(config, None)
+    }
+
+    /// The gateway of a reloaded `config`, keeping what `previous` learned that is still valid
+    /// (each fleet's prefix index and sessions, when its routing settings are unchanged).
+    pub fn after(config: Config, previous: Option<&Gateway>) -> Gateway {
         let providers = config
             .providers
             .iter()
             .map(|(id, p)| {
+                let old = previous.and_then(|g| g.providers.get(id)).map(|r| &r.pool);
                 (
                     id.clone(),
                     Arc::new(ProviderRuntime {
                         provider: p.clone(),
-                        pool: Pool::new(p),
+                        pool: Pool::with_fleet(p, old),
                     }),
                 )
             })

@@ -93,7 +93,7 @@ pub struct Pool {
     passive: Mutex<HashMap<SocketAddr, Passive>>,
     last_check: Mutex<Option<Instant>>,
     /// Load- and prefix-aware picking (`balance` other than round robin).
-    pub fleet: crate::fleet::Fleet,
+    pub fleet: Arc<crate::fleet::Fleet>,
     /// When the running metrics scrape started (`None`: none running).
     scraping: Mutex<(Option<Instant>, bool)>,
 }
@@ -108,6 +108,24 @@ pub struct Picked {
 
 impl Pool {
     pub fn new(provider: &Provider) -> Pool {
+        Pool::with_fleet(provider, None)
+    }
+
+    /// A pool that keeps `previous`'s fleet state (prefix index, sessions, endpoint ids)
+    /// when its balance and routing settings are unchanged: a reload that adds or removes an
+    /// endpoint moves only that endpoint's share, never every prefix.
+    pub fn with_fleet(provider: &Provider, previous: Option<&Pool>) -> Pool {
+        let fleet = match previous {
+            Some(p)
+                if p.fleet.balance == provider.balance && p.fleet.routing == provider.routing =>
+            {
+                p.fleet.clone()
+            }
+            _ => Arc::new(crate::fleet::Fleet::new(
+                provider.balance,
+                &provider.routing,
+            )),
+        };
         let index = AddrIndex::default();
         let discovery = DnsDiscovery {
             endpoints: provider.endpoints.clone(),
@@ -147,7 +165,7 @@ impl Pool {
             health_interval: hc.interval,
             passive: Mutex::new(HashMap::new()),
             last_check: Mutex::new(None),
-            fleet: crate::fleet::Fleet::new(provider.balance, &provider.routing),
+            fleet,
             scraping: Mutex::new((None, false)),
         }
     }
@@ -457,6 +475,39 @@ mod tests {
         assert_eq!(seen.len(), 3);
         let unknown: SocketAddr = "127.0.0.1:9".parse().unwrap();
         assert!(pool.endpoint_for(unknown).is_none());
+    }
+
+    #[test]
+    fn a_reload_keeps_the_fleet_state_while_its_routing_is_unchanged() {
+        let mut p = provider(&[7011, 7012]);
+        p.balance = crate::config::Balance::PrefixAffinity;
+        let old = Pool::new(&p);
+        let chain = crate::fleet::prefix::chain(&[&[b'x'; 1024]], 256);
+        let eps: Vec<SocketAddr> = vec!["127.0.0.1:7011".parse().unwrap()];
+        old.fleet.choose(
+            &eps,
+            &crate::fleet::Hint {
+                chain: &chain,
+                session: None,
+            },
+        );
+        // One more endpoint: the same fleet (its prefixes stay where they are).
+        let mut more = p.clone();
+        more.endpoints.push(Endpoint {
+            host: "127.0.0.1".into(),
+            port: 7013,
+            tls: false,
+        });
+        let kept = Pool::with_fleet(&more, Some(&old));
+        assert!(Arc::ptr_eq(&kept.fleet, &old.fleet));
+        assert_eq!(kept.fleet.indexed_blocks(), 4);
+        // Other routing settings: a fresh fleet.
+        let mut other = p.clone();
+        other.routing.block_size = 128;
+        assert!(!Arc::ptr_eq(
+            &Pool::with_fleet(&other, Some(&old)).fleet,
+            &old.fleet
+        ));
     }
 
     #[test]
