@@ -26,6 +26,8 @@ pub struct Gateway {
     pub providers: BTreeMap<String, Arc<ProviderRuntime>>,
     /// Limits and budgets; the same store across reloads while `ratelimit` is unchanged.
     pub accounting: Arc<crate::accounting::Accounting>,
+    /// This config's limits and budgets with their store ids.
+    pub limits: crate::accounting::Table,
     pub(crate) round_robin: AtomicU64,
     /// (provider, upstream model) → resting until, after a 429/503 with `Retry-After`.
     set_aside: Mutex<HashMap<(String, String), Instant>>,
@@ -60,6 +62,7 @@ impl Gateway {
         Gateway {
             keys: KeyRing::new(config.keys.clone()),
             accounting: crate::accounting::Accounting::for_config(&config.ratelimit),
+            limits: crate::accounting::Table::new(&config.keys, &config.models),
             config,
             providers,
             round_robin: AtomicU64::new(0),

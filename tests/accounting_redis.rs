@@ -74,13 +74,13 @@ fn ask(name: &str, rpm: u64, tpm: u64, tokens: u64) -> Ask {
     Ask {
         buckets: vec![
             BucketAsk {
-                id: format!("switchyard:key:{name}:requests"),
+                id: format!("switchyard:key:{name}:requests").into(),
                 kind: Kind::Requests,
                 limit: rpm,
                 cost: 1,
             },
             BucketAsk {
-                id: format!("switchyard:key:{name}:tokens"),
+                id: format!("switchyard:key:{name}:tokens").into(),
                 kind: Kind::Tokens,
                 limit: tpm,
                 cost: tokens,

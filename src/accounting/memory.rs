@@ -4,7 +4,7 @@
 //! bounded by the config; budgets of past periods are dropped when a new period starts.
 
 use super::bucket::{self, Level};
-use super::store::{Ask, Kind, Settlement, Store, StoreError, Verdict};
+use super::store::{Ask, Id, Kind, Settlement, Store, StoreError, Verdict};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,9 +17,9 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct State {
-    buckets: HashMap<String, Level>,
+    buckets: HashMap<Id, Level>,
     /// Budget id → spend in nano-dollars.
-    spend: HashMap<String, u64>,
+    spend: HashMap<Id, u64>,
 }
 
 pub fn now_ms() -> u64 {
@@ -37,7 +37,7 @@ impl MemoryStore {
         let mut now_levels = Vec::with_capacity(ask.buckets.len());
         let mut after = Vec::with_capacity(ask.buckets.len());
         for (i, b) in ask.buckets.iter().enumerate() {
-            let level = st.buckets.get(&b.id).copied().unwrap_or_default();
+            let level = st.buckets.get(&*b.id).copied().unwrap_or_default();
             now_levels.push(level.drained(now, b.limit));
             match bucket::take(level, now, b.limit, b.cost) {
                 Ok(units) => after.push(units),
@@ -49,7 +49,7 @@ impl MemoryStore {
         }
         if refused.is_none() {
             for (i, b) in ask.budgets.iter().enumerate() {
-                if st.spend.get(&b.id).copied().unwrap_or(0) >= b.cap_nano {
+                if st.spend.get(&*b.id).copied().unwrap_or(0) >= b.cap_nano {
                     refused = Some((ask.buckets.len() + i, Kind::Budget, b.left_s as f64));
                     break;
                 }
@@ -60,13 +60,16 @@ impl MemoryStore {
             after = now_levels;
         } else {
             for (b, units) in ask.buckets.iter().zip(&after) {
-                st.buckets.insert(
-                    b.id.clone(),
-                    Level {
-                        units: *units,
-                        at_ms: now,
-                    },
-                );
+                let level = Level {
+                    units: *units,
+                    at_ms: now,
+                };
+                match st.buckets.get_mut(&*b.id) {
+                    Some(l) => *l = level,
+                    None => {
+                        st.buckets.insert(b.id.clone(), level);
+                    }
+                }
             }
         }
         Verdict {
@@ -86,22 +89,31 @@ impl MemoryStore {
             if *delta == 0 {
                 continue;
             }
-            let level = st.buckets.get(id).copied().unwrap_or_default();
+            let level = st.buckets.get(&**id).copied().unwrap_or_default();
             let units = (level.drained(now, *limit) + *delta as f64).max(0.0);
-            st.buckets.insert(id.clone(), Level { units, at_ms: now });
+            match st.buckets.get_mut(&**id) {
+                Some(l) => *l = Level { units, at_ms: now },
+                None => {
+                    st.buckets.insert(id.clone(), Level { units, at_ms: now });
+                }
+            }
         }
         for (id, nano, _) in &s.budgets {
             if *nano == 0 {
                 continue;
             }
-            if !st.spend.contains_key(id) {
+            if let Some(spent) = st.spend.get_mut(&**id) {
+                *spent += nano;
+                continue;
+            }
+            {
                 // A new period: the spend of the key's earlier periods is done with.
                 if let Some(prefix) = id.rsplit_once(':').map(|(p, _)| p) {
                     st.spend
-                        .retain(|k, _| k.rsplit_once(':').map(|(p, _)| p) != Some(prefix));
+                        .retain(|k: &Id, _| k.rsplit_once(':').map(|(p, _)| p) != Some(prefix));
                 }
             }
-            *st.spend.entry(id.clone()).or_default() += nano;
+            st.spend.insert(id.clone(), *nano);
         }
     }
 

@@ -16,11 +16,12 @@ pub mod period;
 pub mod redis_store;
 pub mod store;
 
-use crate::config::{BudgetPeriod, GatewayKey, RateLimitStore, RateLimits};
+use crate::config::{BudgetPeriod, GatewayKey, ModelRoute, RateLimitStore, RateLimits};
 use crate::errors::GatewayError;
 use bucket::Shown;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use store::{Ask, BucketAsk, BudgetAsk, Kind, Settlement, Store};
+use store::{Ask, BucketAsk, BudgetAsk, Id, Kind, Settlement, Store};
 
 /// The limit store of the running config, with what to do when it fails.
 pub struct Accounting {
@@ -83,13 +84,12 @@ impl Accounting {
             .ask
             .buckets
             .iter()
-            .find(|b| b.kind == Kind::Tokens && b.cost > b.limit)
-            .map(|b| {
+            .zip(&plan.specs)
+            .find(|(b, _)| b.kind == Kind::Tokens && b.cost > b.limit)
+            .map(|(b, spec)| {
                 format!(
                     "Request too large for {}: this request may use {} tokens (prompt estimate + max_tokens), more than its whole limit of {} tokens per minute; lower max_tokens or shorten the prompt",
-                    plan.owner_of(b),
-                    b.cost,
-                    b.limit
+                    spec.owner, b.cost, b.limit
                 )
             });
         let verdict = match self.store.admit(&plan.ask).await {
@@ -126,24 +126,18 @@ impl Accounting {
             return Err(Refusal::limited(Kind::Tokens, msg, 60.0, shown));
         }
         if let Some((i, kind, wait)) = verdict.refused {
-            let msg = match kind {
-                Kind::Budget => format!(
+            let msg = match (kind, request.key.and_then(|k| k.budget.as_ref())) {
+                (Kind::Budget, Some(b)) => format!(
                     "Budget exceeded for key `{}`: its spend this {} has reached its budget of ${}",
-                    request.key.map_or("", |k| k.name.as_str()),
-                    request
-                        .key
-                        .and_then(|k| k.budget.as_ref())
-                        .map_or("period", |b| period_name(b.period)),
-                    request
-                        .key
-                        .and_then(|k| k.budget.as_ref())
-                        .map_or(0.0, |b| b.usd)
+                    b.key,
+                    period_name(b.period),
+                    b.usd
                 ),
                 _ => {
-                    let b = &plan.ask.buckets[i];
+                    let (b, spec) = (&plan.ask.buckets[i], plan.specs[i]);
                     format!(
                         "Rate limit reached for {}: {} per minute (limit {}); this request needs {}",
-                        plan.owner_of(b),
+                        spec.owner,
                         kind.as_str(),
                         b.limit,
                         b.cost
@@ -152,21 +146,19 @@ impl Accounting {
             };
             return Err(Refusal::limited(kind, msg, wait, shown));
         }
+        let mut token_buckets = Vec::new();
+        for b in plan.ask.buckets.iter().filter(|b| b.kind == Kind::Tokens) {
+            token_buckets.push((b.id.clone(), b.limit));
+        }
         Ok(Some(Admitted {
             accounting: self.clone(),
             reserved: request.reserve_tokens,
-            token_buckets: plan
-                .ask
-                .buckets
-                .iter()
-                .filter(|b| b.kind == Kind::Tokens)
-                .map(|b| (b.id.clone(), b.limit))
-                .collect(),
+            token_buckets,
             budgets: plan
                 .ask
                 .budgets
-                .iter()
-                .map(|b| (b.id.clone(), b.left_s))
+                .into_iter()
+                .map(|b| (b.id, b.left_s))
                 .collect(),
             shown,
         }))
@@ -181,12 +173,127 @@ fn period_name(p: BudgetPeriod) -> &'static str {
     }
 }
 
+/// The limits of one config with their store ids, built once per config (not per request).
+#[derive(Default)]
+pub struct Table {
+    keys: HashMap<String, Limited>,
+    models: HashMap<String, Limited>,
+}
+
+/// The limits of one key or one model.
+pub struct Limited {
+    buckets: Vec<Spec>,
+    budget: Option<BudgetSpec>,
+}
+
+/// One per-minute limit.
+struct Spec {
+    id: Id,
+    kind: Kind,
+    limit: u64,
+    /// Who it limits, for messages: "key `team-a`".
+    owner: Arc<str>,
+}
+
+struct BudgetSpec {
+    key: Arc<str>,
+    usd: f64,
+    cap_nano: u64,
+    period: BudgetPeriod,
+    /// The id of the current period and when it ends (seconds): formatted once a period.
+    current: Mutex<Option<(u64, Id)>>,
+}
+
+impl Table {
+    pub fn new(keys: &[GatewayKey], models: &BTreeMap<String, ModelRoute>) -> Table {
+        let mut t = Table::default();
+        for k in keys {
+            let mut l = Limited {
+                buckets: specs("key", &k.name, k.limits.as_ref()),
+                budget: k.budget.as_ref().map(|b| BudgetSpec {
+                    key: k.name.as_str().into(),
+                    usd: b.usd,
+                    cap_nano: cost::nano(b.usd),
+                    period: b.period,
+                    current: Mutex::new(None),
+                }),
+            };
+            l.buckets.shrink_to_fit();
+            if !l.buckets.is_empty() || l.budget.is_some() {
+                t.keys.insert(k.name.clone(), l);
+            }
+        }
+        for (name, route) in models {
+            let buckets = specs("model", name, route.limits.as_ref());
+            if !buckets.is_empty() {
+                t.models.insert(
+                    name.clone(),
+                    Limited {
+                        buckets,
+                        budget: None,
+                    },
+                );
+            }
+        }
+        t
+    }
+
+    pub fn key(&self, name: &str) -> Option<&Limited> {
+        if self.keys.is_empty() {
+            return None;
+        }
+        self.keys.get(name)
+    }
+
+    pub fn model(&self, name: &str) -> Option<&Limited> {
+        if self.models.is_empty() {
+            return None;
+        }
+        self.models.get(name)
+    }
+}
+
+fn specs(scope: &str, name: &str, l: Option<&RateLimits>) -> Vec<Spec> {
+    let Some(l) = l else { return Vec::new() };
+    let owner: Arc<str> = format!("{scope} `{name}`").into();
+    [
+        (Kind::Requests, l.requests_per_minute),
+        (Kind::Tokens, l.tokens_per_minute),
+    ]
+    .into_iter()
+    .filter_map(|(kind, limit)| {
+        Some(Spec {
+            id: format!("switchyard:{scope}:{name}:{}", kind.as_str()).into(),
+            kind,
+            limit: limit?,
+            owner: owner.clone(),
+        })
+    })
+    .collect()
+}
+
+impl BudgetSpec {
+    /// The store id of the period holding `now_s`, and the seconds left in it.
+    fn period(&self, now_s: u64) -> (Id, u64) {
+        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((end, id)) = cur.as_ref() {
+            if now_s < *end {
+                return (id.clone(), end - now_s);
+            }
+        }
+        let p = period::current(self.period, now_s);
+        let id: Id = format!("switchyard:budget:{}:{}", self.key, p.id).into();
+        *cur = Some((now_s + p.left_s, id.clone()));
+        (id, p.left_s)
+    }
+}
+
 /// What admission needs to know of a request.
 pub struct Request<'a> {
-    pub key: Option<&'a GatewayKey>,
-    /// The model name the client asked for (after alias resolution), and its limits.
-    pub model: &'a str,
-    pub model_limits: Option<&'a RateLimits>,
+    /// The calling key's limits and budget (`Table::key`).
+    pub key: Option<&'a Limited>,
+    /// The requested model's limits, across all keys (`Table::model`).
+    pub model: Option<&'a Limited>,
     /// Tokens to reserve: prompt estimate + `max_tokens` (or `limits.default_max_tokens`).
     pub reserve_tokens: u64,
 }
@@ -197,65 +304,52 @@ pub fn reservation(body_len: usize, max_tokens: u64) -> u64 {
     (body_len as u64).div_ceil(4).saturating_add(max_tokens)
 }
 
-/// The store's question for one request, with whose bucket each one is.
-struct Plan {
+/// The store's question for one request, with the limit behind each bucket.
+struct Plan<'a> {
     ask: Ask,
-    /// `true` for the buckets whose state the response headers show (the key's; the model's
-    /// when the key has none).
-    shown: Vec<bool>,
-    owners: Vec<String>,
+    specs: Vec<&'a Spec>,
+    /// How many leading buckets the response headers show: the key's (the model's when the
+    /// key has none).
+    shown: usize,
 }
 
-impl Plan {
-    fn new(r: &Request<'_>, now_s: u64) -> Plan {
+impl<'a> Plan<'a> {
+    fn new(r: &Request<'a>, now_s: u64) -> Plan<'a> {
+        let key = r.key.map_or(&[][..], |k| &k.buckets[..]);
+        let model = r.model.map_or(&[][..], |m| &m.buckets[..]);
         let mut plan = Plan {
-            ask: Ask::default(),
-            shown: Vec::new(),
-            owners: Vec::new(),
+            ask: Ask {
+                buckets: Vec::with_capacity(key.len() + model.len()),
+                budgets: Vec::new(),
+            },
+            specs: Vec::with_capacity(key.len() + model.len()),
+            shown: if key.is_empty() {
+                model.len()
+            } else {
+                key.len()
+            },
         };
-        let key_limited = r.key.and_then(|k| k.limits.as_ref()).is_some();
-        if let Some(k) = r.key {
-            if let Some(l) = &k.limits {
-                plan.buckets("key", &k.name, l, r.reserve_tokens, true);
-            }
+        for spec in key.iter().chain(model) {
+            plan.ask.buckets.push(BucketAsk {
+                id: spec.id.clone(),
+                kind: spec.kind,
+                limit: spec.limit,
+                cost: match spec.kind {
+                    Kind::Tokens => r.reserve_tokens,
+                    _ => 1,
+                },
+            });
+            plan.specs.push(spec);
         }
-        if let Some(l) = r.model_limits {
-            plan.buckets("model", r.model, l, r.reserve_tokens, !key_limited);
-        }
-        if let Some((k, b)) = r.key.and_then(|k| Some((k, k.budget.as_ref()?))) {
-            let p = period::current(b.period, now_s);
+        if let Some(b) = r.key.and_then(|k| k.budget.as_ref()) {
+            let (id, left_s) = b.period(now_s);
             plan.ask.budgets.push(BudgetAsk {
-                id: format!("switchyard:budget:{}:{}", k.name, p.id),
-                cap_nano: cost::nano(b.usd),
-                left_s: p.left_s,
+                id,
+                cap_nano: b.cap_nano,
+                left_s,
             });
         }
         plan
-    }
-
-    fn buckets(&mut self, scope: &str, name: &str, l: &RateLimits, tokens: u64, shown: bool) {
-        for (kind, limit, cost) in [
-            (Kind::Requests, l.requests_per_minute, 1),
-            (Kind::Tokens, l.tokens_per_minute, tokens),
-        ] {
-            let Some(limit) = limit else { continue };
-            self.ask.buckets.push(BucketAsk {
-                id: format!("switchyard:{scope}:{name}:{}", kind.as_str()),
-                kind,
-                limit,
-                cost,
-            });
-            self.shown.push(shown);
-            self.owners.push(format!("{scope} `{name}`"));
-        }
-    }
-
-    fn owner_of(&self, b: &BucketAsk) -> &str {
-        self.ask
-            .buckets
-            .iter()
-            .position(|x| std::ptr::eq(x, b))
-            .map_or("", |i| self.owners[i].as_str())
     }
 
     fn shown(&self, states: &[Shown]) -> Vec<(Kind, Shown)> {
@@ -263,9 +357,8 @@ impl Plan {
             .buckets
             .iter()
             .zip(states)
-            .zip(&self.shown)
-            .filter(|(_, show)| **show)
-            .map(|((b, s), _)| (b.kind, *s))
+            .take(self.shown)
+            .map(|(b, s)| (b.kind, *s))
             .collect()
     }
 }
@@ -298,8 +391,8 @@ impl Refusal {
 pub struct Admitted {
     accounting: Arc<Accounting>,
     reserved: u64,
-    token_buckets: Vec<(String, u64)>,
-    budgets: Vec<(String, u64)>,
+    token_buckets: Vec<(Id, u64)>,
+    budgets: Vec<(Id, u64)>,
     /// The key's buckets after this request was counted, for the response headers.
     pub shown: Vec<(Kind, Shown)>,
 }
@@ -326,8 +419,10 @@ impl Admitted {
     }
 }
 
-/// `x-ratelimit-*` headers for bucket states (contract §12): plain numbers, reset in seconds.
-pub fn headers(shown: &[(Kind, Shown)]) -> Vec<(&'static str, String)> {
+/// `x-ratelimit-*` headers for bucket states (contract §12): plain numbers, reset in seconds
+/// with three decimals. Values are built without text formatting (integers straight into
+/// header values): this runs on every response to a key with limits.
+pub fn headers(shown: &[(Kind, Shown)]) -> Vec<(&'static str, http::HeaderValue)> {
     let mut out = Vec::with_capacity(shown.len() * 3);
     for (kind, s) in shown {
         let (limit, remaining, reset) = match kind {
@@ -343,11 +438,31 @@ pub fn headers(shown: &[(Kind, Shown)]) -> Vec<(&'static str, String)> {
             ),
             Kind::Budget => continue,
         };
-        out.push((limit, s.limit.to_string()));
-        out.push((remaining, s.remaining.to_string()));
-        out.push((reset, format!("{:.3}", s.reset_s)));
+        out.push((limit, http::HeaderValue::from(s.limit)));
+        out.push((remaining, http::HeaderValue::from(s.remaining)));
+        out.push((reset, decimal3(s.reset_s)));
     }
     out
+}
+
+/// `x.yyy` for a non-negative number of seconds.
+fn decimal3(v: f64) -> http::HeaderValue {
+    let millis = (v.max(0.0) * 1000.0).round().min(1e15) as u64;
+    let mut buf = [0u8; 24];
+    let mut i = buf.len();
+    let mut n = millis;
+    let mut digits = 0;
+    while digits < 4 || n > 0 {
+        if digits == 3 {
+            i -= 1;
+            buf[i] = b'.';
+        }
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        digits += 1;
+    }
+    http::HeaderValue::from_bytes(&buf[i..]).unwrap_or(http::HeaderValue::from_static("0.000"))
 }
 
 #[cfg(test)]

@@ -78,10 +78,10 @@ impl Store for RedisStore {
         let mut call = self.admit.prepare_invoke();
         call.arg(ask.buckets.len());
         for b in &ask.buckets {
-            call.key(&b.id).arg(b.limit).arg(b.cost);
+            call.key(&*b.id).arg(b.limit).arg(b.cost);
         }
         for b in &ask.budgets {
-            call.key(&b.id).arg(b.cap_nano).arg(b.left_s);
+            call.key(&*b.id).arg(b.cap_nano).arg(b.left_s);
         }
         let mut conn = self.conn.clone();
         let reply: Vec<String> = tokio::time::timeout(CALL_TIMEOUT, call.invoke_async(&mut conn))
@@ -151,10 +151,10 @@ async fn settle_loop(mut conn: ConnectionManager, mut rx: mpsc::Receiver<Settlem
         let mut call = script.prepare_invoke();
         call.arg(buckets.len());
         for (id, limit, delta) in &buckets {
-            call.key(id).arg(limit).arg(delta);
+            call.key(&**id).arg(limit).arg(delta);
         }
         for (id, nano, ttl) in &budgets {
-            call.key(id).arg(nano).arg(ttl);
+            call.key(&**id).arg(nano).arg(ttl);
         }
         // One retry covers a reconnect; past that the settlement is lost (logged), never
         // blocking the ones behind it for long.
@@ -207,7 +207,7 @@ mod tests {
                                            buckets in 0usize..3) {
             let ask = Ask {
                 buckets: (0..buckets)
-                    .map(|i| BucketAsk { id: format!("k{i}"), kind: Kind::Requests, limit: i as u64, cost: 1 })
+                    .map(|i| BucketAsk { id: format!("k{i}").into(), kind: Kind::Requests, limit: i as u64, cost: 1 })
                     .collect(),
                 budgets: vec![],
             };

@@ -7,6 +7,9 @@
 use super::bucket::Shown;
 use async_trait::async_trait;
 
+/// A counter's name in the store, shared (built once per config, cloned per request).
+pub type Id = std::sync::Arc<str>;
+
 /// The kind of limit, as in messages and the `kind` label of
 /// `switchyard_ratelimit_rejections_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +32,8 @@ impl Kind {
 /// One per-minute bucket a request is charged to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BucketAsk {
-    /// The store key (`sy:key:team-a:tokens`).
-    pub id: String,
+    /// The store key (`switchyard:key:team-a:tokens`).
+    pub id: Id,
     pub kind: Kind,
     pub limit: u64,
     pub cost: u64,
@@ -39,8 +42,8 @@ pub struct BucketAsk {
 /// One budget a request must be under.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BudgetAsk {
-    /// The store key, period included (`sy:budget:team-a:2026-12`).
-    pub id: String,
+    /// The store key, period included (`switchyard:budget:team-a:2026-12`).
+    pub id: Id,
     /// The budget in nano-dollars (integers add exactly, in Redis too).
     pub cap_nano: u64,
     /// Seconds until the period ends (the `Retry-After` of a refusal; the key's expiry).
@@ -72,9 +75,9 @@ pub struct Verdict {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Settlement {
     /// (bucket id, its limit, delta in tokens).
-    pub buckets: Vec<(String, u64, i64)>,
+    pub buckets: Vec<(Id, u64, i64)>,
     /// (budget id, cost in nano-dollars, seconds the key should live).
-    pub budgets: Vec<(String, u64, u64)>,
+    pub budgets: Vec<(Id, u64, u64)>,
 }
 
 impl Settlement {

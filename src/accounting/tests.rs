@@ -26,11 +26,15 @@ fn memory() -> Arc<Accounting> {
     ))
 }
 
-fn request<'a>(k: &'a GatewayKey, tokens: u64) -> Request<'a> {
+/// The table of one key (leaked: a test's tables live as long as the test).
+fn request(k: &GatewayKey, tokens: u64) -> Request<'static> {
+    let table: &'static Table = Box::leak(Box::new(Table::new(
+        std::slice::from_ref(k),
+        &BTreeMap::new(),
+    )));
     Request {
-        key: Some(k),
-        model: "m",
-        model_limits: None,
+        key: table.key(&k.name),
+        model: None,
         reserve_tokens: tokens,
     }
 }
@@ -75,11 +79,16 @@ fn a_key_passes_exactly_its_requests_per_minute() {
     assert_eq!(
         headers(&first.shown),
         vec![
-            ("x-ratelimit-limit-requests", "3".to_string()),
-            ("x-ratelimit-remaining-requests", "2".to_string()),
-            ("x-ratelimit-reset-requests", "20.000".to_string()),
+            ("x-ratelimit-limit-requests", "3".parse().unwrap()),
+            ("x-ratelimit-remaining-requests", "2".parse().unwrap()),
+            ("x-ratelimit-reset-requests", "20.000".parse().unwrap()),
         ]
     );
+    assert_eq!(decimal3(0.0), "0.000");
+    assert_eq!(decimal3(0.0504), "0.050");
+    assert_eq!(decimal3(6.25), "6.250");
+    assert_eq!(decimal3(1234.5678), "1234.568");
+    assert_eq!(decimal3(-3.0), "0.000");
 }
 
 #[test]
@@ -184,10 +193,17 @@ fn model_limits_count_across_keys_and_show_only_without_key_limits() {
         requests_per_minute: Some(2),
         tokens_per_minute: None,
     };
-    let req = |k| Request {
-        key: Some(k),
-        model: "shared-model",
-        model_limits: Some(&limits),
+    let models = BTreeMap::from([(
+        "shared-model".to_string(),
+        crate::config::ModelRoute {
+            targets: Vec::new(),
+            limits: Some(limits),
+        },
+    )]);
+    let table = Table::new(&[a.clone(), b.clone()], &models);
+    let req = |k: &GatewayKey| Request {
+        key: table.key(&k.name),
+        model: table.model("shared-model"),
         reserve_tokens: 1,
     };
     let Ok(Some(first)) = block_on(acc.admit(&req(&a), NOW)) else {

@@ -187,9 +187,8 @@ pub async fn admit(
         // Nothing is parsed, so no tokens are reserved or read: a passthrough request counts
         // against the key's requests per minute and is refused once its budget is spent.
         let request = crate::accounting::Request {
-            key,
-            model: "",
-            model_limits: None,
+            key: key.and_then(|k| gw.limits.key(&k.name)),
+            model: None,
             reserve_tokens: 0,
         };
         if let Err(refused) = reserve_limits(&gw, ctx, &request).await {
@@ -291,13 +290,8 @@ pub async fn admit(
         ),
     };
     let request = crate::accounting::Request {
-        key,
-        model: &plan.model,
-        model_limits: gw
-            .config
-            .models
-            .get(&plan.model)
-            .and_then(|m| m.limits.as_ref()),
+        key: key.and_then(|k| gw.limits.key(&k.name)),
+        model: gw.limits.model(&plan.model),
         reserve_tokens: reserve,
     };
     if let Err(refused) = reserve_limits(&gw, ctx, &request).await {
