@@ -15,11 +15,14 @@ pub struct MemoryStore {
     state: Mutex<State>,
 }
 
+/// Ids are the config's own strings, never a client's: a fast unkeyed hash is enough.
+type Map<V> = HashMap<Id, V, foldhash::fast::FixedState>;
+
 #[derive(Default)]
 struct State {
-    buckets: HashMap<Id, Level>,
+    buckets: Map<Level>,
     /// Budget id → spend in nano-dollars.
-    spend: HashMap<Id, u64>,
+    spend: Map<u64>,
 }
 
 pub fn now_ms() -> u64 {

@@ -486,7 +486,7 @@ fn routing(file: Option<&RoutingFile>, problems: &mut Vec<ProviderProblem>) -> R
             Ok(n) if (16..=65_536).contains(&n) => r.block_size = n as usize,
             Ok(n) => problems.push(problem(
                 &at("block_size"),
-                format!("routing.block_size {n} B is out of range: use 16B to 64KiB (256B is the default, ~64 tokens)"),
+                format!("routing.block_size {n}B is out of range: use 16B to 64KiB (256B is the default, ~64 tokens)"),
             )),
             Err(why) => problems.push(problem(
                 &at("block_size"),

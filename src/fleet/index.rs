@@ -96,6 +96,18 @@ impl PrefixIndex {
         }
     }
 
+    /// `endpoint` does not hold `chain` after all (its attempt failed before an answer).
+    pub fn unrecord(&mut self, chain: &[u64], endpoint: EndpointId) {
+        for h in chain {
+            if let Some(slot) = self.slots.get_mut(h) {
+                slot.holders.retain(|e| *e != endpoint);
+                if slot.holders.is_empty() {
+                    self.slots.remove(h);
+                }
+            }
+        }
+    }
+
     /// Forget `endpoint` everywhere (it left the fleet).
     pub fn forget(&mut self, endpoint: EndpointId) {
         self.slots.retain(|_, s| {
@@ -175,6 +187,19 @@ mod tests {
         assert_eq!(m, [2, 0, 0]);
         ix.matched(&[5], &[0, 1, 2], &mut m);
         assert_eq!(m, [0, 0, 1]);
+    }
+
+    #[test]
+    fn a_failed_attempt_is_taken_back() {
+        let mut ix = PrefixIndex::new(100);
+        ix.record(&[1, 2, 3], 0);
+        ix.record(&[1, 2, 3], 1);
+        ix.unrecord(&[1, 2, 3], 1);
+        let mut m = [0; 2];
+        ix.matched(&[1, 2, 3], &[0, 1], &mut m);
+        assert_eq!(m, [3, 0]);
+        ix.unrecord(&[1, 2, 3], 0);
+        assert!(ix.is_empty());
     }
 
     #[test]

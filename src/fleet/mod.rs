@@ -253,6 +253,18 @@ impl Fleet {
         }
     }
 
+    /// An attempt on `addr` with `chain` failed before any answer: it does not hold that
+    /// prefix, so the next turn does not try it first again.
+    pub fn failed(&self, addr: SocketAddr, chain: &[u64]) {
+        if chain.is_empty() {
+            return;
+        }
+        let id = self.endpoint(addr).id;
+        if let Ok(mut ix) = self.index.lock() {
+            ix.unrecord(chain, id);
+        }
+    }
+
     /// Prefix blocks the index holds (for tests and the README's bound).
     pub fn indexed_blocks(&self) -> usize {
         self.index.lock().map_or(0, |ix| ix.len())

@@ -50,14 +50,27 @@ fn publish(p: &ProviderRuntime, addr: std::net::SocketAddr) {
     FLEET_IN_FLIGHT
         .with_label_values(&labels)
         .set(fleet.in_flight(addr) as i64);
-    if let Some([running, waiting, kv, queries, hits]) = fleet.signals(addr) {
-        FLEET_RUNNING.with_label_values(&labels).set(running);
-        FLEET_WAITING.with_label_values(&labels).set(waiting);
-        FLEET_KV_USAGE.with_label_values(&labels).set(kv);
-        if queries > 0.0 {
-            FLEET_PREFIX_HIT_RATIO
-                .with_label_values(&labels)
-                .set(hits / queries);
+    match fleet.signals(addr) {
+        Some([running, waiting, kv, queries, hits]) => {
+            FLEET_RUNNING.with_label_values(&labels).set(running);
+            FLEET_WAITING.with_label_values(&labels).set(waiting);
+            FLEET_KV_USAGE.with_label_values(&labels).set(kv);
+            if queries > 0.0 {
+                FLEET_PREFIX_HIT_RATIO
+                    .with_label_values(&labels)
+                    .set(hits / queries);
+            }
+        }
+        // Stale or never scraped: no series, rather than an old load the picks ignore.
+        None => {
+            for g in [
+                &*FLEET_RUNNING,
+                &*FLEET_WAITING,
+                &*FLEET_KV_USAGE,
+                &*FLEET_PREFIX_HIT_RATIO,
+            ] {
+                let _ = g.remove_label_values(&labels);
+            }
         }
     }
 }

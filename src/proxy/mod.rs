@@ -264,6 +264,11 @@ impl Switchyard {
         };
         if let Some(p) = gw.providers.get(pid) {
             p.pool.record_failure(a.addr);
+            if a.in_flight.is_some() {
+                p.pool
+                    .fleet
+                    .failed(a.addr, ctx.prefix_chain.as_deref().unwrap_or_default());
+            }
         }
     }
 }
