@@ -11,9 +11,10 @@ use std::collections::{HashMap, VecDeque};
 /// An endpoint's id in the index (a fleet's endpoints are few; ids are never reused).
 pub type EndpointId = u16;
 
-/// Holders kept per block: a prefix routed to more replicas than this (spills) keeps its
-/// latest holders.
-const HOLDERS: usize = 4;
+/// Holders kept per block: a hot prefix spills onto as many replicas as its load needs, and
+/// every holder must stay a candidate, or the prefix would be squeezed onto a few of them.
+/// Past this many (a very large fleet), the latest holders are kept.
+const HOLDERS: usize = 32;
 
 #[derive(Debug, Default)]
 struct Slot {
@@ -205,12 +206,14 @@ mod tests {
     #[test]
     fn holders_per_block_are_bounded() {
         let mut ix = PrefixIndex::new(10);
-        for e in 0..10 {
-            ix.record(&[1], e);
+        let n = HOLDERS + 4;
+        for e in 0..n {
+            ix.record(&[1], e as EndpointId);
         }
-        let mut m = [0; 10];
-        ix.matched(&[1], &(0..10).collect::<Vec<_>>(), &mut m);
+        let mut m = vec![0; n];
+        ix.matched(&[1], &(0..n as EndpointId).collect::<Vec<_>>(), &mut m);
         assert_eq!(m.iter().sum::<usize>(), HOLDERS);
-        assert_eq!(&m[6..], &[1, 1, 1, 1], "the latest holders stay");
+        assert_eq!(&m[..4], &[0, 0, 0, 0], "the oldest holders went");
+        assert!(m[4..].iter().all(|x| *x == 1), "the latest holders stay");
     }
 }

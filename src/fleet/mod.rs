@@ -32,6 +32,8 @@ const SESSIONS_MAX: usize = 65_536;
 /// One endpoint's scraped signals (f64 bits in atomics: written by the scraper, read by picks).
 #[derive(Debug, Default)]
 pub struct Signals {
+    /// Running + waiting beyond this gateway's own in-flight requests, at the scrape.
+    foreign: AtomicU64,
     running: AtomicU64,
     waiting: AtomicU64,
     kv_usage: AtomicU64,
@@ -146,6 +148,8 @@ impl Fleet {
         if s.running.is_none() && s.waiting.is_none() && s.kv_usage.is_none() {
             return; // not vLLM: local counts only
         }
+        let queue = s.running.unwrap_or(0.0) + s.waiting.unwrap_or(0.0);
+        set(&sig.foreign, (queue - self.in_flight(addr)).max(0.0));
         set(&sig.running, s.running.unwrap_or(0.0));
         set(&sig.waiting, s.waiting.unwrap_or(0.0));
         set(&sig.kv_usage, s.kv_usage.unwrap_or(0.0));
@@ -158,26 +162,34 @@ impl Fleet {
     /// recent (4 intervals), else `None`: a server that stopped answering its metrics page
     /// is judged by local counts alone (its health check decides whether it is down).
     pub fn signals(&self, addr: SocketAddr) -> Option<[f64; 5]> {
+        self.fresh(addr).map(|(s, _)| s)
+    }
+
+    /// The signals with the foreign load, when fresh.
+    fn fresh(&self, addr: SocketAddr) -> Option<([f64; 5], f64)> {
         let e = self.endpoints.read().ok()?.get(&addr)?.clone();
         let s = &e.signals;
         let at = s.fresh_at.load(Ordering::Relaxed);
         let stale = self.routing.scrape_interval.as_millis() as u64 * 4;
         (at > 0 && self.now_ms().saturating_sub(at) <= stale).then(|| {
-            [
-                f(&s.running),
-                f(&s.waiting),
-                f(&s.kv_usage),
-                f(&s.prefix_queries),
-                f(&s.prefix_hits),
-            ]
+            (
+                [
+                    f(&s.running),
+                    f(&s.waiting),
+                    f(&s.kv_usage),
+                    f(&s.prefix_queries),
+                    f(&s.prefix_hits),
+                ],
+                f(&s.foreign),
+            )
         })
     }
 
     /// The load score of `addr` (see `pick`).
     pub fn load(&self, addr: SocketAddr) -> f64 {
         let local = self.in_flight(addr);
-        match self.signals(addr) {
-            Some([running, waiting, kv, ..]) => pick::load(local, running, waiting, kv),
+        match self.fresh(addr) {
+            Some(([_, waiting, kv, ..], foreign)) => pick::load(local, foreign, waiting, kv),
             None => pick::load(local, 0.0, 0.0, 0.0),
         }
     }

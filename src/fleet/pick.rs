@@ -1,8 +1,8 @@
 //! The decision itself, on plain numbers (unit-tested and benchmarked apart from the pool).
 //!
-//! Load of an endpoint (README "Fleet routing"): requests on it, as the larger of this
-//! gateway's own in-flight count and the server's running + waiting (scraped; other gateways'
-//! traffic shows there), plus the waiting requests once more (queued work has not even
+//! Load of an endpoint (README "Fleet routing"): this gateway's own requests in flight on it
+//! (exact and current), plus what the server ran or queued beyond those at its last scrape
+//! (other gateways' traffic), plus its waiting requests once more (queued work has not even
 //! started), plus up to 4 for KV cache pressure above 80 %.
 
 /// Why an endpoint was picked (the `reason` label of `switchyard_fleet_picks_total`, and the
@@ -39,10 +39,11 @@ pub struct Candidate {
     pub pinned: bool,
 }
 
-/// The load score from the signals (see the module docs).
-pub fn load(in_flight: f64, running: f64, waiting: f64, kv_usage: f64) -> f64 {
+/// The load score from the signals (see the module docs). `foreign`: what the server was
+/// running or queueing beyond this gateway's own requests at the last scrape (other gateways).
+pub fn load(in_flight: f64, foreign: f64, waiting: f64, kv_usage: f64) -> f64 {
     let kv_pressure = ((kv_usage - 0.8) * 5.0).clamp(0.0, 1.0) * 4.0;
-    in_flight.max(running + waiting) + waiting + kv_pressure
+    in_flight + foreign.max(0.0) + waiting + kv_pressure
 }
 
 /// Pick among `c` (not empty). `threshold`: how much more loaded than the least-loaded
@@ -70,18 +71,22 @@ pub fn decide(c: &[Candidate], threshold: f64, random: u64) -> Option<(usize, Re
             (least, Reason::Spill)
         });
     }
-    // The longest match; among equal matches the less loaded.
-    let best = c
+    // The longest match; among equal matches the less loaded; among those, at random (a hot
+    // prefix held by several replicas spreads over all of them).
+    let top = c
         .iter()
-        .enumerate()
-        .filter(|(_, x)| x.matched > 0)
-        .max_by(|(_, a), (_, b)| {
-            a.matched.cmp(&b.matched).then(
-                b.load
-                    .partial_cmp(&a.load)
-                    .unwrap_or(std::cmp::Ordering::Equal),
-            )
+        .filter(|x| x.matched > 0)
+        .map(|x| (x.matched, -x.load))
+        .max_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal))
         });
+    let best = top.and_then(|(m, neg_load)| {
+        let is_top = |x: &Candidate| x.matched == m && (-x.load - neg_load).abs() <= 1e-9;
+        let ties = c.iter().filter(|x| is_top(x)).count() as u64;
+        let nth = ((random >> 32) % ties.max(1)) as usize;
+        c.iter().enumerate().filter(|(_, x)| is_top(x)).nth(nth)
+    });
     match best {
         Some((i, x)) if within(x) => Some((i, Reason::PrefixHit)),
         Some(_) => Some((least, Reason::Spill)),
@@ -145,15 +150,25 @@ mod tests {
             "local count alone (llama-server)"
         );
         assert_eq!(
-            load(1.0, 4.0, 2.0, 0.5),
+            load(1.0, 5.0, 2.0, 0.5),
             8.0,
-            "the server's queue, waiting twice"
+            "others' requests, waiting twice"
         );
+        assert_eq!(load(2.0, -1.0, 0.0, 0.0), 2.0, "never below our own count");
         assert!(
             (load(0.0, 0.0, 0.0, 1.0) - 4.0).abs() < 1e-9,
             "a full KV cache"
         );
         assert_eq!(load(0.0, 0.0, 0.0, 0.8), 0.0, "no pressure below 80 %");
         assert!(decide(&[], 4.0, 0).is_none());
+    }
+
+    #[test]
+    fn equal_holders_share_a_hot_prefix() {
+        let cands = [c(1.0, 4), c(1.0, 4), c(1.0, 4), c(0.0, 0)];
+        let picks: std::collections::BTreeSet<usize> = (0..64u64)
+            .map(|r| decide(&cands, 4.0, r << 32).unwrap().0)
+            .collect();
+        assert_eq!(picks, [0, 1, 2].into());
     }
 }
