@@ -56,6 +56,8 @@ fn set(a: &AtomicU64, v: f64) {
 pub struct EndpointState {
     pub id: EndpointId,
     pub signals: Signals,
+    /// The fleet's pick sequence number when this endpoint was last picked (0 = never).
+    last_pick: AtomicU64,
 }
 
 /// What a request brings to the pick.
@@ -75,6 +77,8 @@ pub struct Fleet {
     index: Mutex<PrefixIndex>,
     sessions: Mutex<Sessions>,
     started: Instant,
+    /// Picks so far (the sequence `EndpointState::last_pick` is read against).
+    picks: AtomicU64,
 }
 
 #[derive(Default)]
@@ -96,6 +100,7 @@ impl Fleet {
             index: Mutex::new(PrefixIndex::new(routing.index_size)),
             sessions: Mutex::new(Sessions::default()),
             started: Instant::now(),
+            picks: AtomicU64::new(0),
         }
     }
 
@@ -122,6 +127,7 @@ impl Fleet {
                 Arc::new(EndpointState {
                     id: next,
                     signals: Signals::default(),
+                    last_pick: AtomicU64::new(0),
                 })
             })
             .clone()
@@ -203,8 +209,10 @@ impl Fleet {
         let states: Vec<Arc<EndpointState>> = eligible.iter().map(|a| self.endpoint(*a)).collect();
         let mut cands: Vec<Candidate> = eligible
             .iter()
-            .map(|a| Candidate {
+            .zip(&states)
+            .map(|(a, st)| Candidate {
                 load: self.load(*a),
+                last_pick: st.last_pick.load(Ordering::Relaxed),
                 ..Default::default()
             })
             .collect();
@@ -237,6 +245,8 @@ impl Fleet {
             f64::from(self.routing.spill_threshold),
             fastrand::u64(..),
         )?;
+        let seq = self.picks.fetch_add(1, Ordering::Relaxed) + 1;
+        states[i].last_pick.store(seq, Ordering::Relaxed);
         if prefix {
             if let Ok(mut ix) = self.index.lock() {
                 ix.record(hint.chain, ids[i]);

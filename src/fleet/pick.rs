@@ -37,6 +37,8 @@ pub struct Candidate {
     pub matched: usize,
     /// The request's session is pinned to it.
     pub pinned: bool,
+    /// When it was last picked (a fleet-wide sequence number; 0 = never).
+    pub last_pick: u64,
 }
 
 /// The load score from the signals (see the module docs). `foreign`: what the server was
@@ -55,12 +57,20 @@ pub fn decide(c: &[Candidate], threshold: f64, random: u64) -> Option<(usize, Re
         return None;
     }
     let within = |x: &Candidate| x.load <= min + threshold;
+    // Among the least loaded, the one picked longest ago (never picked first, at random among
+    // those): a burst rotates over idle replicas instead of piling onto one, and arrivals are
+    // spaced on each replica as evenly as round robin spaces them.
     let least = {
-        let ties = c.iter().filter(|x| x.load <= min + 1e-9).count() as u64;
+        let tied = |x: &Candidate| x.load <= min + 1e-9;
+        let oldest = c.iter().filter(|x| tied(x)).map(|x| x.last_pick).min()?;
+        let ties = c
+            .iter()
+            .filter(|x| tied(x) && x.last_pick == oldest)
+            .count() as u64;
         let nth = (random % ties.max(1)) as usize;
         c.iter()
             .enumerate()
-            .filter(|(_, x)| x.load <= min + 1e-9)
+            .filter(|(_, x)| tied(x) && x.last_pick == oldest)
             .nth(nth)
             .map(|(i, _)| i)?
     };
@@ -83,9 +93,16 @@ pub fn decide(c: &[Candidate], threshold: f64, random: u64) -> Option<(usize, Re
         });
     let best = top.and_then(|(m, neg_load)| {
         let is_top = |x: &Candidate| x.matched == m && (-x.load - neg_load).abs() <= 1e-9;
-        let ties = c.iter().filter(|x| is_top(x)).count() as u64;
+        let oldest = c.iter().filter(|x| is_top(x)).map(|x| x.last_pick).min()?;
+        let ties = c
+            .iter()
+            .filter(|x| is_top(x) && x.last_pick == oldest)
+            .count() as u64;
         let nth = ((random >> 32) % ties.max(1)) as usize;
-        c.iter().enumerate().filter(|(_, x)| is_top(x)).nth(nth)
+        c.iter()
+            .enumerate()
+            .filter(|(_, x)| is_top(x) && x.last_pick == oldest)
+            .nth(nth)
     });
     match best {
         Some((i, x)) if within(x) => Some((i, Reason::PrefixHit)),
@@ -103,6 +120,7 @@ mod tests {
             load,
             matched,
             pinned: false,
+            last_pick: 0,
         }
     }
 
@@ -161,6 +179,16 @@ mod tests {
         );
         assert_eq!(load(0.0, 0.0, 0.0, 0.8), 0.0, "no pressure below 80 %");
         assert!(decide(&[], 4.0, 0).is_none());
+    }
+
+    #[test]
+    fn ties_go_to_the_one_picked_longest_ago() {
+        let mut cands = [c(0.0, 0), c(0.0, 0), c(0.0, 0), c(1.0, 0)];
+        cands[0].last_pick = 7;
+        cands[1].last_pick = 3;
+        cands[2].last_pick = 5;
+        cands[3].last_pick = 1;
+        assert_eq!(decide(&cands, 4.0, 99), Some((1, Reason::LeastLoaded)));
     }
 
     #[test]
