@@ -166,7 +166,7 @@ impl Default for Routing {
             metrics_path: "/metrics".into(),
             block_size: 256,
             index_size: 65_536,
-            spill_threshold: 2,
+            spill_threshold: 4,
             session_affinity: true,
             session_header: "x-session-id".into(),
         }

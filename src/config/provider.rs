@@ -509,7 +509,7 @@ fn routing(file: Option<&RoutingFile>, problems: &mut Vec<ProviderProblem>) -> R
             Ok(n) if n >= 1 => r.spill_threshold = n,
             _ => problems.push(problem(
                 &at("spill_threshold"),
-                format!("routing.spill_threshold {n} is out of range: use 1 or more requests (2 is the default)"),
+                format!("routing.spill_threshold {n} is out of range: use 1 or more requests (4 is the default)"),
             )),
         }
     }
