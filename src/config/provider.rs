@@ -115,6 +115,17 @@ pub(crate) fn resolve(
     let fleet = matches!(&location, Some((endpoints, _)) if endpoints.len() > 1);
     let balance = balance(spec.balance.as_deref(), fleet, &mut problems);
     let routing = routing(spec.routing.as_ref(), &mut problems);
+    let round_robin = match spec.balance.as_deref().map(|v| v.replace('-', "_")) {
+        Some(v) => v == "round_robin",
+        None => !fleet,
+    };
+    if spec.routing.is_some() && round_robin {
+        // Nothing would read them: refused rather than accepted and ignored.
+        problems.push(problem(
+            &[Seg::Key("routing")],
+            "routing applies to balance least_loaded or prefix_affinity (the default for a pool of more than one endpoint); this provider is balanced round robin".into(),
+        ));
+    }
     let health_check = health_check(preset.kind, spec.health_check.as_ref(), &mut problems);
 
     match location {
@@ -801,6 +812,23 @@ mod tests {
                 vec![Seg::Key("health_check"), Seg::Key("timeout")],
             ]
         );
+        let rr = ProviderFile {
+            endpoints: Some(vec!["10.0.0.1:8000".into(), "10.0.0.2:8000".into()]),
+            balance: Some("round_robin".into()),
+            routing: Some(RoutingFile::default()),
+            ..typed("openai")
+        };
+        let m = messages(resolve("rr", &rr, &env));
+        assert!(
+            m[0].starts_with("routing applies to balance least_loaded"),
+            "{m:?}"
+        );
+        let fleet = ProviderFile {
+            balance: None,
+            ..rr
+        };
+        let p = resolve("fleet", &fleet, &env).unwrap();
+        assert_eq!(p.balance, Balance::PrefixAffinity, "the default for a pool");
         let m = messages(resolve("x", &typed("gpt"), &env));
         assert!(m[0].starts_with("unknown provider type `gpt`: use openai, anthropic"));
         let m = messages(resolve("mine", &ProviderFile::default(), &env));

@@ -28,6 +28,8 @@ use std::time::Instant;
 
 /// Sessions remembered per fleet at most (oldest forgotten first).
 const SESSIONS_MAX: usize = 65_536;
+/// Endpoint addresses remembered per fleet at most (ids are `u16`; DNS may keep adding).
+const ENDPOINTS_MAX: usize = 4_096;
 
 /// One endpoint's scraped signals (f64 bits in atomics: written by the scraper, read by picks).
 #[derive(Debug, Default)]
@@ -121,6 +123,17 @@ impl Fleet {
             return e;
         }
         let mut m = self.endpoints.write().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= ENDPOINTS_MAX && !m.contains_key(&addr) {
+            // Names re-resolving to ever new addresses: start the fleet's picture over rather
+            // than grow it without bound (ids index the prefix index and sessions, so they go too).
+            m.clear();
+            if let Ok(mut ix) = self.index.lock() {
+                *ix = PrefixIndex::new(self.routing.index_size);
+            }
+            if let Ok(mut sessions) = self.sessions.lock() {
+                *sessions = Sessions::default();
+            }
+        }
         let next = m.len() as EndpointId;
         m.entry(addr)
             .or_insert_with(|| {
@@ -396,6 +409,21 @@ mod tests {
             f.signals(addr(22)),
             None,
             "never scraped: local counts only"
+        );
+    }
+
+    #[test]
+    fn endpoint_addresses_are_bounded() {
+        let f = fleet(Balance::PrefixAffinity);
+        for p in 0..(ENDPOINTS_MAX as u16 + 10) {
+            f.endpoint(addr(p));
+        }
+        let n = f.endpoints.read().unwrap().len();
+        assert!(n <= ENDPOINTS_MAX, "{n}");
+        assert_eq!(
+            f.endpoint(addr(1)).id,
+            f.endpoint(addr(1)).id,
+            "ids stay stable between resets"
         );
     }
 
