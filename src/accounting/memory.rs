@@ -35,19 +35,13 @@ impl MemoryStore {
     /// `admit` at a given time (tests drive the clock).
     pub fn admit_at(&self, ask: &Ask, now: u64) -> Verdict {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        // First: would every bucket take its charge, and is every budget below its cap?
         let mut refused = None;
-        // Levels now, and after this request's charge.
-        let mut now_levels = Vec::with_capacity(ask.buckets.len());
-        let mut after = Vec::with_capacity(ask.buckets.len());
         for (i, b) in ask.buckets.iter().enumerate() {
             let level = st.buckets.get(&*b.id).copied().unwrap_or_default();
-            now_levels.push(level.drained(now, b.limit));
-            match bucket::take(level, now, b.limit, b.cost) {
-                Ok(units) => after.push(units),
-                Err(wait) => {
-                    refused.get_or_insert((i, b.kind, wait));
-                    after.push(level.drained(now, b.limit));
-                }
+            if let Err(wait) = bucket::take(level, now, b.limit, b.cost) {
+                refused = Some((i, b.kind, wait));
+                break;
             }
         }
         if refused.is_none() {
@@ -58,32 +52,29 @@ impl MemoryStore {
                 }
             }
         }
-        if refused.is_some() {
-            // Nothing was counted: the headers show the buckets as they are.
-            after = now_levels;
-        } else {
-            for (b, units) in ask.buckets.iter().zip(&after) {
-                let level = Level {
-                    units: *units,
-                    at_ms: now,
-                };
-                match st.buckets.get_mut(&*b.id) {
-                    Some(l) => *l = level,
-                    None => {
-                        st.buckets.insert(b.id.clone(), level);
+        // Then count (all or nothing); the headers show the levels after this request, or
+        // as they are when it was refused.
+        let mut shown = Vec::with_capacity(ask.buckets.len());
+        for b in &ask.buckets {
+            let level = st.buckets.get(&*b.id).copied().unwrap_or_default();
+            let units = match refused {
+                Some(_) => level.drained(now, b.limit),
+                None => {
+                    let units = bucket::take(level, now, b.limit, b.cost)
+                        .unwrap_or_else(|_| level.drained(now, b.limit));
+                    let level = Level { units, at_ms: now };
+                    match st.buckets.get_mut(&*b.id) {
+                        Some(l) => *l = level,
+                        None => {
+                            st.buckets.insert(b.id.clone(), level);
+                        }
                     }
+                    units
                 }
-            }
+            };
+            shown.push(bucket::shown(units, b.limit));
         }
-        Verdict {
-            shown: ask
-                .buckets
-                .iter()
-                .zip(after)
-                .map(|(b, units)| bucket::shown(units, b.limit))
-                .collect(),
-            refused,
-        }
+        Verdict { shown, refused }
     }
 
     pub fn settle_at(&self, s: &Settlement, now: u64) {
@@ -131,6 +122,10 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn admit(&self, ask: &Ask) -> Result<Verdict, StoreError> {
         Ok(self.admit_at(ask, now_ms()))
+    }
+
+    fn admit_now(&self, ask: &Ask) -> Option<Result<Verdict, StoreError>> {
+        Some(Ok(self.admit_at(ask, now_ms())))
     }
 
     fn settle(&self, s: Settlement) {

@@ -84,15 +84,20 @@ impl Accounting {
             .ask
             .buckets
             .iter()
-            .zip(&plan.specs)
-            .find(|(b, _)| b.kind == Kind::Tokens && b.cost > b.limit)
-            .map(|(b, spec)| {
+            .position(|b| b.kind == Kind::Tokens && b.cost > b.limit)
+            .map(|i| {
+                let b = &plan.ask.buckets[i];
                 format!(
                     "Request too large for {}: this request may use {} tokens (prompt estimate + max_tokens), more than its whole limit of {} tokens per minute; lower max_tokens or shorten the prompt",
-                    spec.owner, b.cost, b.limit
+                    plan.spec(i).owner, b.cost, b.limit
                 )
             });
-        let verdict = match self.store.admit(&plan.ask).await {
+        // The memory store answers at once: no boxed future on the request path.
+        let answer = match self.store.admit_now(&plan.ask) {
+            Some(answer) => answer,
+            None => self.store.admit(&plan.ask).await,
+        };
+        let verdict = match answer {
             Ok(v) => v,
             Err(_) if too_large.is_some() => {
                 let msg = too_large.unwrap_or_default();
@@ -134,7 +139,7 @@ impl Accounting {
                     b.usd
                 ),
                 _ => {
-                    let (b, spec) = (&plan.ask.buckets[i], plan.specs[i]);
+                    let (b, spec) = (&plan.ask.buckets[i], plan.spec(i));
                     format!(
                         "Rate limit reached for {}: {} per minute (limit {}); this request needs {}",
                         spec.owner,
@@ -304,10 +309,12 @@ pub fn reservation(body_len: usize, max_tokens: u64) -> u64 {
     (body_len as u64).div_ceil(4).saturating_add(max_tokens)
 }
 
-/// The store's question for one request, with the limit behind each bucket.
+/// The store's question for one request, with the limits behind its buckets (the key's,
+/// then the model's).
 struct Plan<'a> {
     ask: Ask,
-    specs: Vec<&'a Spec>,
+    key: &'a [Spec],
+    model: &'a [Spec],
     /// How many leading buckets the response headers show: the key's (the model's when the
     /// key has none).
     shown: usize,
@@ -322,7 +329,8 @@ impl<'a> Plan<'a> {
                 buckets: Vec::with_capacity(key.len() + model.len()),
                 budgets: Vec::new(),
             },
-            specs: Vec::with_capacity(key.len() + model.len()),
+            key,
+            model,
             shown: if key.is_empty() {
                 model.len()
             } else {
@@ -339,7 +347,6 @@ impl<'a> Plan<'a> {
                     _ => 1,
                 },
             });
-            plan.specs.push(spec);
         }
         if let Some(b) = r.key.and_then(|k| k.budget.as_ref()) {
             let (id, left_s) = b.period(now_s);
@@ -350,6 +357,15 @@ impl<'a> Plan<'a> {
             });
         }
         plan
+    }
+
+    /// The limit behind bucket `i` (for messages: only refusals ask).
+    fn spec(&self, i: usize) -> &'a Spec {
+        self.key
+            .iter()
+            .chain(self.model)
+            .nth(i)
+            .expect("one spec per bucket")
     }
 
     fn shown(&self, states: &[Shown]) -> Vec<(Kind, Shown)> {
@@ -420,49 +436,97 @@ impl Admitted {
 }
 
 /// `x-ratelimit-*` headers for bucket states (contract §12): plain numbers, reset in seconds
-/// with three decimals. Values are built without text formatting (integers straight into
-/// header values): this runs on every response to a key with limits.
-pub fn headers(shown: &[(Kind, Shown)]) -> Vec<(&'static str, http::HeaderValue)> {
-    let mut out = Vec::with_capacity(shown.len() * 3);
+/// with three decimals. Built without text formatting and without a list: this runs on every
+/// response to a key with limits.
+pub fn headers(shown: &[(Kind, Shown)]) -> RateHeaders {
+    // All values are written into one buffer and handed out as slices of it: one allocation
+    // for the six values instead of one each (they are on every response to a limited key).
+    let mut buf = bytes::BytesMut::with_capacity(shown.len() * 3 * 24);
+    let mut out = RateHeaders::default();
+    let mut n = 0;
     for (kind, s) in shown {
-        let (limit, remaining, reset) = match kind {
-            Kind::Requests => (
+        let names = match kind {
+            Kind::Requests => [
                 "x-ratelimit-limit-requests",
                 "x-ratelimit-remaining-requests",
                 "x-ratelimit-reset-requests",
-            ),
-            Kind::Tokens => (
+            ],
+            Kind::Tokens => [
                 "x-ratelimit-limit-tokens",
                 "x-ratelimit-remaining-tokens",
                 "x-ratelimit-reset-tokens",
-            ),
+            ],
             Kind::Budget => continue,
         };
-        out.push((limit, http::HeaderValue::from(s.limit)));
-        out.push((remaining, http::HeaderValue::from(s.remaining)));
-        out.push((reset, decimal3(s.reset_s)));
+        let mut values = [0u8; 3 * 24];
+        let a = write_u64(&mut values, 0, s.limit);
+        let b = write_u64(&mut values, a, s.remaining);
+        let c = write_millis(&mut values, b, s.reset_s);
+        buf.extend_from_slice(&values[..c]);
+        let mut all = buf.split().freeze();
+        for (name, len) in names.into_iter().zip([a, b - a, c - b]) {
+            let value = all.split_to(len);
+            // Digits and a dot only: always a valid header value.
+            if let (Some(slot), Ok(v)) = (
+                out.0.get_mut(n),
+                http::HeaderValue::from_maybe_shared(value),
+            ) {
+                *slot = Some((name, v));
+                n += 1;
+            }
+        }
     }
     out
 }
 
-/// `x.yyy` for a non-negative number of seconds.
-fn decimal3(v: f64) -> http::HeaderValue {
-    let millis = (v.max(0.0) * 1000.0).round().min(1e15) as u64;
-    let mut buf = [0u8; 24];
-    let mut i = buf.len();
-    let mut n = millis;
-    let mut digits = 0;
-    while digits < 4 || n > 0 {
-        if digits == 3 {
-            i -= 1;
-            buf[i] = b'.';
-        }
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        digits += 1;
+/// The `x-ratelimit-*` headers of a response (at most two limits of three headers each).
+#[derive(Default, Debug, PartialEq)]
+pub struct RateHeaders([Option<(&'static str, http::HeaderValue)>; 6]);
+
+impl IntoIterator for RateHeaders {
+    type Item = (&'static str, http::HeaderValue);
+    type IntoIter = std::iter::Flatten<std::array::IntoIter<Option<Self::Item>, 6>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter().flatten()
     }
-    http::HeaderValue::from_bytes(&buf[i..]).unwrap_or(http::HeaderValue::from_static("0.000"))
+}
+
+/// Write `v` in decimal at `at`; returns the end.
+fn write_u64(buf: &mut [u8], at: usize, v: u64) -> usize {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = v;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = digits.len() - i;
+    buf[at..at + len].copy_from_slice(&digits[i..]);
+    at + len
+}
+
+/// Write a non-negative number of seconds as `x.yyy` at `at`; returns the end.
+fn write_millis(buf: &mut [u8], at: usize, seconds: f64) -> usize {
+    let millis = (seconds.max(0.0) * 1000.0).round().min(1e15) as u64;
+    let end = write_u64(buf, at, millis / 1000);
+    buf[end] = b'.';
+    let frac = millis % 1000;
+    buf[end + 1] = b'0' + (frac / 100) as u8;
+    buf[end + 2] = b'0' + (frac / 10 % 10) as u8;
+    buf[end + 3] = b'0' + (frac % 10) as u8;
+    end + 4
+}
+
+/// `x.yyy` for a non-negative number of seconds.
+#[cfg(test)]
+fn decimal3(v: f64) -> String {
+    let mut buf = [0u8; 24];
+    let end = write_millis(&mut buf, 0, v);
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 #[cfg(test)]

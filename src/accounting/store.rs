@@ -94,6 +94,11 @@ pub struct StoreError(pub String);
 pub trait Store: Send + Sync {
     /// Check every limit of `ask` and, when all admit, count them all: one atomic step.
     async fn admit(&self, ask: &Ask) -> Result<Verdict, StoreError>;
+    /// The answer without awaiting, from a store that has it at once (the memory store):
+    /// spares the request path the boxed future of [`Store::admit`]. `None`: await `admit`.
+    fn admit_now(&self, _ask: &Ask) -> Option<Result<Verdict, StoreError>> {
+        None
+    }
     /// Apply a settlement. Never waits on the network: a remote store queues it.
     fn settle(&self, s: Settlement);
     /// Which store this is, for logs.
