@@ -16,10 +16,17 @@ pub type EndpointId = u16;
 /// Past this many (a very large fleet), the latest holders are kept.
 const HOLDERS: usize = 32;
 
+/// Picks per popularity epoch: a block's hit count halves every this many picks of the
+/// fleet, so it counts roughly the requests of the last few hundred picks.
+const EPOCH_PICKS: u64 = 128;
+
 #[derive(Debug, Default)]
 struct Slot {
     holders: Vec<EndpointId>,
     referenced: bool,
+    /// Requests whose deepest matched block this was, halved every epoch since `epoch`.
+    hits: u16,
+    epoch: u32,
 }
 
 #[derive(Debug)]
@@ -47,9 +54,18 @@ impl PrefixIndex {
     }
 
     /// For each endpoint in `candidates`, how many leading blocks of `chain` it holds.
-    /// Matched blocks count as used (they survive the next eviction round).
-    pub fn matched(&mut self, chain: &[u64], candidates: &[EndpointId], out: &mut [usize]) {
+    /// Matched blocks count as used (they survive the next eviction round). Returns how
+    /// popular the deepest matched block is (this request counted): requests whose deepest
+    /// match it was, decayed by half every [`EPOCH_PICKS`] picks of the fleet (`pick_seq`).
+    pub fn matched(
+        &mut self,
+        chain: &[u64],
+        candidates: &[EndpointId],
+        out: &mut [usize],
+        pick_seq: u64,
+    ) -> u16 {
         out.iter_mut().for_each(|m| *m = 0);
+        let mut deepest = None;
         for (depth, h) in chain.iter().enumerate() {
             let Some(slot) = self.slots.get_mut(h) else {
                 break;
@@ -66,7 +82,20 @@ impl PrefixIndex {
                 break;
             }
             slot.referenced = true;
+            deepest = Some(*h);
         }
+        let Some(slot) = deepest.and_then(|h| self.slots.get_mut(&h)) else {
+            return 0;
+        };
+        let epoch = (pick_seq / EPOCH_PICKS) as u32;
+        let halvings = epoch.wrapping_sub(slot.epoch);
+        slot.hits = slot
+            .hits
+            .checked_shr(halvings)
+            .unwrap_or(0)
+            .saturating_add(1);
+        slot.epoch = epoch;
+        slot.hits
     }
 
     /// `endpoint` now holds every block of `chain`.
@@ -88,7 +117,7 @@ impl PrefixIndex {
                         *h,
                         Slot {
                             holders: vec![endpoint],
-                            referenced: false,
+                            ..Slot::default()
                         },
                     );
                     self.clock.push_back(*h);
@@ -148,9 +177,9 @@ mod tests {
         ix.record(&[1, 2, 3, 4], 0);
         ix.record(&[1, 2, 9], 1);
         let mut m = [0; 3];
-        ix.matched(&[1, 2, 3, 4, 5], &[0, 1, 2], &mut m);
+        ix.matched(&[1, 2, 3, 4, 5], &[0, 1, 2], &mut m, 0);
         assert_eq!(m, [4, 2, 0]);
-        ix.matched(&[7, 2, 3], &[0, 1, 2], &mut m);
+        ix.matched(&[7, 2, 3], &[0, 1, 2], &mut m, 0);
         assert_eq!(
             m,
             [0, 0, 0],
@@ -163,16 +192,16 @@ mod tests {
         let mut ix = PrefixIndex::new(4);
         ix.record(&[1, 2], 0);
         let mut m = [0];
-        ix.matched(&[1, 2], &[0], &mut m); // 1 and 2 used
+        ix.matched(&[1, 2], &[0], &mut m, 0); // 1 and 2 used
         ix.record(&[10, 11, 12], 0);
         assert_eq!(ix.len(), 4);
-        ix.matched(&[1, 2], &[0], &mut m);
+        ix.matched(&[1, 2], &[0], &mut m, 0);
         assert_eq!(m, [2], "the used blocks survived, a newer unused one left");
         for i in 100..200 {
             ix.record(&[i], 1);
             assert!(ix.len() <= 4);
         }
-        ix.matched(&[1, 2], &[0], &mut m);
+        ix.matched(&[1, 2], &[0], &mut m, 0);
         assert_eq!(m, [0], "and eventually everything old goes");
     }
 
@@ -184,9 +213,9 @@ mod tests {
         ix.record(&[5], 2);
         ix.forget(1);
         let mut m = [0; 3];
-        ix.matched(&[1, 2], &[0, 1, 2], &mut m);
+        ix.matched(&[1, 2], &[0, 1, 2], &mut m, 0);
         assert_eq!(m, [2, 0, 0]);
-        ix.matched(&[5], &[0, 1, 2], &mut m);
+        ix.matched(&[5], &[0, 1, 2], &mut m, 0);
         assert_eq!(m, [0, 0, 1]);
     }
 
@@ -197,7 +226,7 @@ mod tests {
         ix.record(&[1, 2, 3], 1);
         ix.unrecord(&[1, 2, 3], 1);
         let mut m = [0; 2];
-        ix.matched(&[1, 2, 3], &[0, 1], &mut m);
+        ix.matched(&[1, 2, 3], &[0, 1], &mut m, 0);
         assert_eq!(m, [3, 0]);
         ix.unrecord(&[1, 2, 3], 0);
         assert!(ix.is_empty());
@@ -211,9 +240,33 @@ mod tests {
             ix.record(&[1], e as EndpointId);
         }
         let mut m = vec![0; n];
-        ix.matched(&[1], &(0..n as EndpointId).collect::<Vec<_>>(), &mut m);
+        ix.matched(&[1], &(0..n as EndpointId).collect::<Vec<_>>(), &mut m, 0);
         assert_eq!(m.iter().sum::<usize>(), HOLDERS);
         assert_eq!(&m[..4], &[0, 0, 0, 0], "the oldest holders went");
         assert!(m[4..].iter().all(|x| *x == 1), "the latest holders stay");
+    }
+
+    #[test]
+    fn popularity_counts_deepest_matches_and_decays() {
+        let mut ix = PrefixIndex::new(100);
+        ix.record(&[1, 2, 3], 0);
+        ix.record(&[1, 9], 1);
+        let mut m = [0; 2];
+        // Block 3 is the deepest match of requests that go on past the shared prefix too.
+        for n in 1..=5u16 {
+            assert_eq!(ix.matched(&[1, 2, 3, 4], &[0, 1], &mut m, 0), n);
+        }
+        assert_eq!(m, [3, 1]);
+        // Another request whose deepest match is block 1: its own count.
+        assert_eq!(ix.matched(&[1, 5], &[0, 1], &mut m, 0), 1);
+        // Nothing matched: not popular.
+        assert_eq!(ix.matched(&[8], &[0, 1], &mut m, 0), 0);
+        // Two epochs later the five hits have halved twice (5 -> 2 -> 1), plus this one.
+        assert_eq!(ix.matched(&[1, 2, 3], &[0, 1], &mut m, 2 * EPOCH_PICKS), 2);
+        // Long idle: gone.
+        assert_eq!(
+            ix.matched(&[1, 2, 3], &[0, 1], &mut m, 100 * EPOCH_PICKS),
+            1
+        );
     }
 }

@@ -231,10 +231,16 @@ impl Fleet {
             .collect();
         let prefix = self.balance == Balance::PrefixAffinity && !hint.chain.is_empty();
         let ids: Vec<EndpointId> = states.iter().map(|s| s.id).collect();
+        let mut popularity = 0;
         if prefix {
             let mut matched = vec![0usize; ids.len()];
             if let Ok(mut ix) = self.index.lock() {
-                ix.matched(hint.chain, &ids, &mut matched);
+                popularity = ix.matched(
+                    hint.chain,
+                    &ids,
+                    &mut matched,
+                    self.picks.load(Ordering::Relaxed),
+                );
             }
             for (c, m) in cands.iter_mut().zip(matched) {
                 c.matched = m;
@@ -255,7 +261,7 @@ impl Fleet {
         }
         let (i, reason) = pick::decide(
             &cands,
-            f64::from(self.routing.spill_threshold),
+            pick::spill_threshold(f64::from(self.routing.spill_threshold), popularity),
             fastrand::u64(..),
         )?;
         let seq = self.picks.fetch_add(1, Ordering::Relaxed) + 1;

@@ -359,8 +359,9 @@ impl Engine {
                     let full = (computed / BLOCK_TOKENS).min(req.prompt.blocks.len());
                     for j in req.registered..full {
                         let key = req.prompt.blocks[j];
-                        if !self.cache.contains_key(&key) {
-                            self.cache.insert(key, Cached { refs: 1, stamp: 0 });
+                        if let std::collections::hash_map::Entry::Vacant(e) = self.cache.entry(key)
+                        {
+                            e.insert(Cached { refs: 1, stamp: 0 });
                             req.pinned.push(key);
                             req.private -= 1;
                             self.private_blocks -= 1;

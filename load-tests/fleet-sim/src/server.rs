@@ -683,7 +683,7 @@ pub(crate) mod tests {
         let m = parse(text);
         let hits = m["vllm:prefix_cache_hits_total{engine=\"0\",model_name=\"m\"}"];
         assert_eq!(hits as usize, (prompt_tokens - 1) / 16 * 16);
-        let reset = format!("POST /admin/reset HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+        let reset = "POST /admin/reset HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 0\r\n\r\n".to_string();
         assert!(exchange(port, &reset).await.contains(r#""reset":true"#));
         let metrics = exchange(port, &get("/metrics")).await;
         assert!(metrics.contains("vllm:prefix_cache_hits_total{engine=\"0\",model_name=\"m\"} 0.0"));
