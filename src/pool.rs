@@ -104,6 +104,8 @@ pub struct Picked {
     pub addr: SocketAddr,
     pub endpoint: Arc<PoolEndpoint>,
     pub reason: crate::fleet::pick::Reason,
+    /// Prompt blocks the endpoint is not known to hold (fleets that match prefixes).
+    pub prefill_blocks: u32,
 }
 
 impl Pool {
@@ -238,6 +240,7 @@ impl Pool {
             addr,
             endpoint,
             reason: crate::fleet::pick::Reason::RoundRobin,
+            prefill_blocks: 0,
         })
     }
 
@@ -266,12 +269,13 @@ impl Pool {
                 })
                 .collect()
         };
-        let (addr, reason) = self.fleet.choose(&eligible, hint)?;
+        let (addr, reason, prefill_blocks) = self.fleet.choose_for(&eligible, hint)?;
         let endpoint = self.endpoint_for(addr)?;
         Some(Picked {
             addr,
             endpoint,
             reason,
+            prefill_blocks,
         })
     }
 

@@ -75,6 +75,8 @@ pub struct Fleet {
     pub balance: Balance,
     pub routing: Routing,
     inflight: pingora_limits::inflight::Inflight,
+    /// Prompt blocks sent to each endpoint that it had not cached, until their first token.
+    prefill: pingora_limits::inflight::Inflight,
     endpoints: RwLock<HashMap<SocketAddr, Arc<EndpointState>>>,
     index: Mutex<PrefixIndex>,
     sessions: Mutex<Sessions>,
@@ -92,12 +94,19 @@ struct Sessions {
 /// Counts a request on an endpoint while it lives (dropped when the attempt ends).
 pub type InFlight = pingora_limits::inflight::Guard;
 
+/// Prompt bytes of pending prefill that weigh as much as one more request in flight. A
+/// replica prefilling an uncached prompt holds every request that arrives behind it for the
+/// whole prefill (chunked prefill shares each step's token budget), while one more request
+/// decoding costs the others little: ~4 KiB (~1,000 tokens) of prefill ≈ one request.
+pub const PREFILL_BYTES_PER_LOAD: f64 = 4096.0;
+
 impl Fleet {
     pub fn new(balance: Balance, routing: &Routing) -> Fleet {
         Fleet {
             balance,
             routing: routing.clone(),
             inflight: pingora_limits::inflight::Inflight::new(),
+            prefill: pingora_limits::inflight::Inflight::new(),
             endpoints: RwLock::new(HashMap::new()),
             index: Mutex::new(PrefixIndex::new(routing.index_size)),
             sessions: Mutex::new(Sessions::default()),
@@ -156,6 +165,18 @@ impl Fleet {
         self.inflight.incr(addr, 1).0
     }
 
+    /// Count `blocks` of prompt the endpoint must prefill (not cached there, as far as the
+    /// index knows) until the guard is dropped, at the request's first token.
+    pub fn begin_prefill(&self, addr: SocketAddr, blocks: u32) -> Option<InFlight> {
+        (blocks > 0).then(|| self.prefill.incr(addr, blocks as isize).0)
+    }
+
+    /// Load units of the prefill pending on `addr` (see [`PREFILL_BYTES_PER_LOAD`]).
+    fn prefill_load(&self, addr: SocketAddr) -> f64 {
+        let blocks = self.prefill.incr(addr, 0).1.max(0) as f64;
+        blocks * self.routing.block_size as f64 / PREFILL_BYTES_PER_LOAD
+    }
+
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64 + 1
     }
@@ -206,7 +227,7 @@ impl Fleet {
 
     /// The load score of `addr` (see `pick`).
     pub fn load(&self, addr: SocketAddr) -> f64 {
-        let local = self.in_flight(addr);
+        let local = self.in_flight(addr) + self.prefill_load(addr);
         match self.fresh(addr) {
             Some(([_, waiting, kv, ..], foreign)) => pick::load(local, foreign, waiting, kv),
             None => pick::load(local, 0.0, 0.0, 0.0),
@@ -216,6 +237,18 @@ impl Fleet {
     /// Choose among `eligible` (healthy, not tried, not ejected; not empty) for a request,
     /// and remember the choice (its prefix blocks, its session).
     pub fn choose(&self, eligible: &[SocketAddr], hint: &Hint) -> Option<(SocketAddr, Reason)> {
+        self.choose_for(eligible, hint)
+            .map(|(addr, reason, _)| (addr, reason))
+    }
+
+    /// [`Fleet::choose`], also saying how many of the prompt's blocks the chosen endpoint
+    /// does not hold yet (the prefill it is sent; 0 when nothing is matched by prefix): the
+    /// caller counts them with [`Fleet::begin_prefill`] until the first token.
+    pub fn choose_for(
+        &self,
+        eligible: &[SocketAddr],
+        hint: &Hint,
+    ) -> Option<(SocketAddr, Reason, u32)> {
         if eligible.is_empty() {
             return None;
         }
@@ -242,8 +275,17 @@ impl Fleet {
                     self.picks.load(Ordering::Relaxed),
                 );
             }
+            // What the request itself would make each endpoint prefill counts with its load:
+            // a conversation's holder is compared with the others as they would be with this
+            // request on them. Not for a hot prefix: its one miss on a new holder is paid back
+            // by the many requests after it (`pick::spill_threshold`).
+            let hot = popularity >= pick::HOT_PREFIX_HITS;
+            let per_block = self.routing.block_size as f64 / PREFILL_BYTES_PER_LOAD;
             for (c, m) in cands.iter_mut().zip(matched) {
                 c.matched = m;
+                if !hot {
+                    c.load += hint.chain.len().saturating_sub(m) as f64 * per_block;
+                }
             }
         }
         let session = hint.session.filter(|_| self.routing.session_affinity);
@@ -274,7 +316,12 @@ impl Fleet {
         if let Some(key) = session {
             self.pin(key, ids[i]);
         }
-        Some((eligible[i], reason))
+        let unmatched = if prefix {
+            hint.chain.len().saturating_sub(cands[i].matched) as u32
+        } else {
+            0
+        };
+        Some((eligible[i], reason, unmatched))
     }
 
     fn pin(&self, key: u64, id: EndpointId) {
@@ -363,6 +410,56 @@ mod tests {
     }
 
     #[test]
+    fn uncached_prefill_weighs_until_the_first_token() {
+        let f = fleet(Balance::PrefixAffinity);
+        let eps = [addr(21), addr(22)];
+        // A 16 KiB prompt nobody holds: all 64 blocks are prefill, 4 loads' worth.
+        let long = prefix::chain(&[&[b'p'; 16 * 1024]], 256);
+        let (first, reason, blocks) = f
+            .choose_for(
+                &eps,
+                &Hint {
+                    chain: &long,
+                    session: None,
+                },
+            )
+            .unwrap();
+        assert_eq!((reason, blocks), (Reason::LeastLoaded, 64));
+        let prefilling = f.begin_prefill(first, blocks);
+        let other = if first == eps[0] { eps[1] } else { eps[0] };
+        assert_eq!(f.load(first), 4.0);
+        assert_eq!(f.load(other), 0.0);
+        // The same prompt again while the first is still prefilling: its holder is 4 loads
+        // up, within the threshold of 4, so it is still the holder (no prefill to count).
+        let (again, reason, blocks) = f
+            .choose_for(
+                &eps,
+                &Hint {
+                    chain: &long,
+                    session: None,
+                },
+            )
+            .unwrap();
+        assert_eq!((again, reason, blocks), (first, Reason::PrefixHit, 0));
+        assert!(f.begin_prefill(first, 0).is_none());
+        // An unrelated prompt goes to the other endpoint, though both have nothing in flight.
+        let short = prefix::chain(&[&[b'q'; 512]], 256);
+        let (next, _) = f
+            .choose(
+                &eps,
+                &Hint {
+                    chain: &short,
+                    session: None,
+                },
+            )
+            .unwrap();
+        assert_eq!(next, other);
+        // First token: the prefill no longer counts.
+        drop(prefilling);
+        assert_eq!(f.load(first), 0.0);
+    }
+
+    #[test]
     fn a_hot_prefix_spills_when_its_holder_is_loaded() {
         let f = fleet(Balance::PrefixAffinity);
         let eps = [addr(11), addr(12)];
@@ -390,6 +487,87 @@ mod tests {
         assert_eq!(reason, Reason::Spill);
         drop(guards);
         assert_eq!(f.in_flight(holder), 0.0);
+    }
+
+    #[test]
+    fn a_long_conversation_stays_on_its_holder_past_the_threshold() {
+        let f = fleet(Balance::PrefixAffinity);
+        let eps = [addr(31), addr(32)];
+        // 32 KiB of conversation: 8 loads' worth of prefill anywhere but its holder.
+        let convo = prefix::chain(&[&[b'c'; 32 * 1024]], 256);
+        let hint = Hint {
+            chain: &convo,
+            session: None,
+        };
+        let (holder, _) = f.choose(&eps, &hint).unwrap();
+        // 6 requests on the holder, 0 elsewhere: more than spill_threshold (4) above, but
+        // less than re-reading the conversation elsewhere would cost.
+        let busy: Vec<_> = (0..6).map(|_| f.begin(holder)).collect();
+        assert_eq!(f.choose(&eps, &hint).unwrap(), (holder, Reason::PrefixHit));
+        // 13 on it: now the other endpoint, prefill included, is the better place.
+        let more: Vec<_> = (0..7).map(|_| f.begin(holder)).collect();
+        let (other, reason) = f.choose(&eps, &hint).unwrap();
+        assert_ne!(other, holder);
+        assert_eq!(reason, Reason::Spill);
+        drop((busy, more));
+    }
+
+    #[test]
+    fn a_hot_prefix_spreads_at_one_above_the_least_loaded() {
+        let f = fleet(Balance::PrefixAffinity);
+        let eps = [addr(41), addr(42), addr(43)];
+        let system = [b's'; 2048];
+        let ask = |q: u8| {
+            let mut p = system.to_vec();
+            p.extend_from_slice(&[q; 600]);
+            prefix::chain(&[&p], 256)
+        };
+        let first = ask(0);
+        let (holder, _) = f
+            .choose(
+                &eps,
+                &Hint {
+                    chain: &first,
+                    session: None,
+                },
+            )
+            .unwrap();
+        let _busy: Vec<_> = (0..2).map(|_| f.begin(holder)).collect();
+        // While few requests share the system prompt, its holder keeps it at +2.
+        let q1 = ask(1);
+        let (again, reason) = f
+            .choose(
+                &eps,
+                &Hint {
+                    chain: &q1,
+                    session: None,
+                },
+            )
+            .unwrap();
+        assert_eq!((again, reason), (holder, Reason::PrefixHit));
+        // More requests on the same system prompt: to its holder while the prompt is not
+        // hot; from the 8th (its deepest block the deepest match of 8), +2 is too much.
+        let mut picks = Vec::new();
+        for q in 2..10 {
+            let chain = ask(q);
+            let (p, r) = f
+                .choose(
+                    &eps,
+                    &Hint {
+                        chain: &chain,
+                        session: None,
+                    },
+                )
+                .unwrap();
+            picks.push((p == holder, r));
+        }
+        assert!(
+            picks[..6].iter().all(|p| *p == (true, Reason::PrefixHit)),
+            "{picks:?}"
+        );
+        assert_eq!(picks[6], (false, Reason::Spill), "{picks:?}");
+        // The new holder takes the prompt from then on (it is idle, the first is not).
+        assert_eq!(picks[7], (false, Reason::PrefixHit), "{picks:?}");
     }
 
     #[test]

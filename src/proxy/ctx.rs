@@ -36,6 +36,8 @@ pub struct Attempt {
     pub reason: crate::fleet::pick::Reason,
     /// Counts this attempt on its fleet endpoint while it lives (fleets that pick by load).
     pub in_flight: Option<Arc<crate::fleet::InFlight>>,
+    /// Counts the prompt blocks it sent uncached until its first token (prefix fleets).
+    pub prefill: Option<Arc<crate::fleet::InFlight>>,
 }
 
 /// How this attempt's response body is read on its way back (set per attempt in

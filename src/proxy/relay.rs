@@ -324,8 +324,14 @@ fn client_opts(ctx: &RequestCtx, answer: &Answer) -> ClientOpts {
 /// with the terminal error.
 pub fn on_body_chunk(ctx: &mut RequestCtx, body: &mut Option<Bytes>, eos: bool) -> Result<()> {
     if let Some(b) = body.as_ref() {
-        if ctx.ttft.is_none() && !b.is_empty() {
-            ctx.ttft = Some(ctx.started.elapsed());
+        if !b.is_empty() {
+            if ctx.ttft.is_none() {
+                ctx.ttft = Some(ctx.started.elapsed());
+            }
+            // The first token: the endpoint's prefill of this prompt is done.
+            if let Some(a) = ctx.current.as_mut() {
+                a.prefill = None;
+            }
         }
     }
     if ctx.relay.is_stream() && !eos && crate::lifecycle::streams_must_end() {

@@ -41,6 +41,7 @@ pub fn next_peer(req: &RequestHeader, ctx: &mut RequestCtx) -> Result<Box<HttpPe
             prepared: None,
             reason: picked.reason,
             in_flight,
+            prefill: None,
         });
         return Ok(p);
     }
@@ -110,6 +111,10 @@ pub fn next_peer(req: &RequestHeader, ctx: &mut RequestCtx) -> Result<Box<HttpPe
                 ctx.tried.push((idx, picked.addr));
                 let p = peer(picked.addr, &picked.endpoint.endpoint, limits);
                 let in_flight = begin(pool, &cand.provider.provider.id, &picked);
+                let prefill = pool
+                    .fleet
+                    .begin_prefill(picked.addr, picked.prefill_blocks)
+                    .map(std::sync::Arc::new);
                 ctx.current = Some(Attempt {
                     candidate: idx,
                     addr: picked.addr,
@@ -117,6 +122,7 @@ pub fn next_peer(req: &RequestHeader, ctx: &mut RequestCtx) -> Result<Box<HttpPe
                     prepared: Some(prepared),
                     reason: picked.reason,
                     in_flight,
+                    prefill,
                 });
                 return Ok(p);
             }
