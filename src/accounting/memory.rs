@@ -10,9 +10,17 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-#[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// Milliseconds now: the wall clock, or a frozen one in tests (a millisecond passing
+    /// between two calls drains a bucket a little and changes the numbers shown).
+    clock: fn() -> u64,
+}
+
+impl Default for MemoryStore {
+    fn default() -> MemoryStore {
+        MemoryStore::with_clock(now_ms)
+    }
 }
 
 /// Ids are the config's own strings, never a client's: a fast unkeyed hash is enough.
@@ -32,6 +40,13 @@ pub fn now_ms() -> u64 {
 }
 
 impl MemoryStore {
+    pub fn with_clock(clock: fn() -> u64) -> MemoryStore {
+        MemoryStore {
+            state: Mutex::default(),
+            clock,
+        }
+    }
+
     /// `admit` at a given time (tests drive the clock).
     pub fn admit_at(&self, ask: &Ask, now: u64) -> Verdict {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -121,15 +136,15 @@ impl MemoryStore {
 #[async_trait]
 impl Store for MemoryStore {
     async fn admit(&self, ask: &Ask) -> Result<Verdict, StoreError> {
-        Ok(self.admit_at(ask, now_ms()))
+        Ok(self.admit_at(ask, (self.clock)()))
     }
 
     fn admit_now(&self, ask: &Ask) -> Option<Result<Verdict, StoreError>> {
-        Some(Ok(self.admit_at(ask, now_ms())))
+        Some(Ok(self.admit_at(ask, (self.clock)())))
     }
 
     fn settle(&self, s: Settlement) {
-        self.settle_at(&s, now_ms());
+        self.settle_at(&s, (self.clock)());
     }
 
     fn name(&self) -> &'static str {

@@ -19,9 +19,10 @@ fn key(name: &str, rpm: Option<u64>, tpm: Option<u64>, budget: Option<f64>) -> G
     }
 }
 
+/// A memory store whose clock stands still (these tests check exact bucket levels).
 fn memory() -> Arc<Accounting> {
     Arc::new(Accounting::with_store(
-        Arc::new(memory::MemoryStore::default()),
+        Arc::new(memory::MemoryStore::with_clock(|| 1_000_000)),
         false,
     ))
 }
