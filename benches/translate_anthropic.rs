@@ -114,6 +114,19 @@ fn request_bench(c: &mut Criterion) {
     g.bench_function("decode_request 50KB", |b| {
         b.iter(|| decode_request(&body).unwrap())
     });
+    // The parse alone, serde_json against simd-json (which needs a mutable copy to parse in place).
+    g.bench_function("parse InRequest 50KB serde_json", |b| {
+        b.iter(|| serde_json::from_slice::<switchyard::wire::anthropic::InRequest>(&body).unwrap())
+    });
+    g.bench_function("parse InRequest 50KB simd-json", |b| {
+        let mut copy = Vec::with_capacity(body.len());
+        b.iter(|| {
+            copy.clear();
+            copy.extend_from_slice(&body);
+            simd_json::serde::from_slice::<switchyard::wire::anthropic::InRequest>(&mut copy)
+                .unwrap()
+        })
+    });
     let req = decode_request(&body).unwrap();
     let target = Target {
         provider: "anthropic",
