@@ -154,6 +154,9 @@ async fn check_due(gw: &Arc<Gateway>) {
 /// Start the metrics scrape of every fleet whose interval has passed (each runs on its own
 /// task; a pool's next scrape waits for its previous one to finish).
 fn scrape_due(gw: &Arc<Gateway>) {
+    crate::fleet::scrape::retire_providers(&|id| {
+        gw.providers.get(id).is_some_and(|p| p.pool.fleet.by_load())
+    });
     let now = Instant::now();
     for p in gw.providers.values() {
         if p.pool.scrape_due(now) {

@@ -4,8 +4,15 @@
 //! own in-flight count until it answers again. Health checks alone mark endpoints down.
 
 use crate::gateway::ProviderRuntime;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The endpoints whose gauges were published, per provider. An endpoint that leaves its pool
+/// (a reload, a name that resolves elsewhere) or a provider that leaves the config has its
+/// series removed, instead of showing its last values until a restart.
+static PUBLISHED: Mutex<Option<HashMap<String, HashSet<SocketAddr>>>> = Mutex::new(None);
 
 /// The longest a scrape may take (a slow metrics page must not pile up scrapes).
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -36,6 +43,56 @@ pub async fn scrape(p: Arc<ProviderRuntime>) {
             fleet.scraped(addr, &super::vllm_metrics::parse(&body));
         }
         publish(&p, addr);
+    }
+    let current = p.pool.resolved().into_iter().map(|(a, _)| a).collect();
+    retire_endpoints(&p.provider.id, current);
+}
+
+/// Remove the series of `provider`'s endpoints that are not in `current`, and remember
+/// `current` as what it publishes now.
+pub fn retire_endpoints(provider: &str, current: HashSet<SocketAddr>) {
+    let mut published = PUBLISHED.lock().unwrap_or_else(|p| p.into_inner());
+    let map = published.get_or_insert_with(HashMap::new);
+    if let Some(before) = map.get(provider) {
+        for gone in before.difference(&current) {
+            remove_series(provider, *gone);
+        }
+    }
+    map.insert(provider.to_string(), current);
+}
+
+/// Remove the series of every provider not in `keep` (it left the config, or stopped being
+/// a fleet).
+pub fn retire_providers(keep: &dyn Fn(&str) -> bool) {
+    let mut published = PUBLISHED.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(map) = published.as_mut() else {
+        return;
+    };
+    map.retain(|provider, addrs| {
+        if keep(provider) {
+            return true;
+        }
+        for addr in addrs.iter() {
+            remove_series(provider, *addr);
+        }
+        false
+    });
+}
+
+fn remove_series(provider: &str, addr: SocketAddr) {
+    use crate::metrics::{
+        FLEET_IN_FLIGHT, FLEET_KV_USAGE, FLEET_PREFIX_HIT_RATIO, FLEET_RUNNING, FLEET_WAITING,
+    };
+    let endpoint = addr.to_string();
+    let labels = [provider, endpoint.as_str()];
+    let _ = FLEET_IN_FLIGHT.remove_label_values(&labels);
+    for g in [
+        &*FLEET_RUNNING,
+        &*FLEET_WAITING,
+        &*FLEET_KV_USAGE,
+        &*FLEET_PREFIX_HIT_RATIO,
+    ] {
+        let _ = g.remove_label_values(&labels);
     }
 }
 
@@ -72,5 +129,36 @@ fn publish(p: &ProviderRuntime, addr: std::net::SocketAddr) {
                 let _ = g.remove_label_values(&labels);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{FLEET_IN_FLIGHT, FLEET_RUNNING};
+
+    fn text() -> String {
+        String::from_utf8(crate::metrics::render()).unwrap()
+    }
+
+    #[test]
+    fn series_of_endpoints_and_providers_that_left_are_removed() {
+        let a: SocketAddr = "127.0.0.1:64001".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:64002".parse().unwrap();
+        for addr in [a, b] {
+            let e = addr.to_string();
+            FLEET_IN_FLIGHT.with_label_values(&["retire-p", &e]).set(1);
+            FLEET_RUNNING.with_label_values(&["retire-p", &e]).set(2.0);
+        }
+        retire_endpoints("retire-p", HashSet::from([a, b]));
+        assert!(text().contains("127.0.0.1:64002"));
+        // A reload drops b: its series go, a's stay.
+        retire_endpoints("retire-p", HashSet::from([a]));
+        let t = text();
+        assert!(!t.contains("127.0.0.1:64002"), "{t}");
+        assert!(t.contains("127.0.0.1:64001"));
+        // The provider leaves the config: a's go too.
+        retire_providers(&|p| p != "retire-p");
+        assert!(!text().contains("127.0.0.1:64001"));
     }
 }

@@ -703,6 +703,16 @@ def test_reload_keeps_prefixes_and_sessions_while_routing_is_unchanged(fleet):
     assert turn(2)[1] == "least_loaded", "a reload with other routing settings kept the old index"
     assert in_session(2)[1] == "least_loaded", "a reload with other routing settings kept the sessions"
 
+    # A reload that drops a replica: its per-endpoint gauges leave /metrics (they used to show
+    # its last values until a restart); the others' stay.
+    gone = reps[2].addr
+    assert wait_metric(g, "switchyard_fleet_in_flight", lambda v: v is not None, timeout=5.0,
+                       endpoint=gone) is not None, "the replica had no gauge to begin with"
+    reload(g, fleet_config(reps[:2], "prefix_affinity", "{ block_size: 128B }")(g.port, g.dir))
+    assert wait_metric(g, "switchyard_fleet_in_flight", lambda v: v is None, timeout=5.0,
+                       endpoint=gone) is None, "a removed replica's gauges stayed after the reload"
+    assert metric(scrape(g), "switchyard_fleet_in_flight", endpoint=reps[0].addr) is not None
+
 
 # ---------------------------------------------------------------------------------------
 # 6. `switchyard check`
