@@ -6,9 +6,9 @@
 //!
 //! SHA-256 of every presented secret was the largest single cost of a proxied request
 //! (~4,400 of its ~185,000 instructions). A secret that verified once is remembered as a
-//! 128-bit keyed hash (two SipHash-1-3 with this process's random keys, a PRF: forging an
-//! entry means finding a 128-bit collision under unknown keys), and later requests with it
-//! skip the digest. Only verified secrets are remembered, so the memo holds at most one
+//! 128-bit keyed hash (SipHash-1-3 under this process's random key, a PRF, over the secret
+//! with two different prefixes: forging an entry means matching 128 pseudo-random bits under
+//! an unknown key), and later requests with it skip the digest. Only verified secrets are remembered, so the memo holds at most one
 //! entry per configured key and a reload starts it anew.
 
 use crate::config::GatewayKey;
@@ -24,7 +24,7 @@ pub struct KeyRing {
     by_digest: HashMap<[u8; 32], usize>,
     /// Keyed hashes of secrets that verified, to their key (see the module docs).
     verified: RwLock<HashMap<u128, usize>>,
-    hashers: (RandomState, RandomState),
+    hasher: RandomState,
 }
 
 /// Outcome of authenticating a request.
@@ -48,7 +48,7 @@ impl KeyRing {
             keys,
             by_digest,
             verified: RwLock::new(HashMap::new()),
-            hashers: (RandomState::new(), RandomState::new()),
+            hasher: RandomState::new(),
         }
     }
 
@@ -76,8 +76,8 @@ impl KeyRing {
         let Some(secret) = presented else {
             return Caller::Missing;
         };
-        let memo = (u128::from(self.hashers.0.hash_one(secret)) << 64)
-            | u128::from(self.hashers.1.hash_one(secret));
+        let memo = (u128::from(self.hasher.hash_one((0u8, secret))) << 64)
+            | u128::from(self.hasher.hash_one((1u8, secret)));
         let known = self
             .verified
             .read()
