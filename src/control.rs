@@ -137,6 +137,7 @@ pub async fn prepare(gw: &Arc<Gateway>) {
 }
 
 async fn check_due(gw: &Arc<Gateway>) {
+    retire_health(&|provider, _| gw.providers.contains_key(provider));
     let now = Instant::now();
     for p in gw.providers.values() {
         if p.pool.health_check_due(now) {
@@ -195,6 +196,23 @@ fn publish_health(p: &crate::gateway::ProviderRuntime) {
             _ => {}
         }
     }
+    let current: std::collections::HashSet<_> =
+        p.pool.resolved().into_iter().map(|(a, _)| a).collect();
+    retire_health(&|provider, addr| provider != p.provider.id || current.contains(&addr));
+}
+
+/// Forget the endpoints `keep` says are gone, and remove their `switchyard_upstream_up` series
+/// (an endpoint dropped by a reload or a re-resolved name, a provider that left the config),
+/// instead of showing their last state until a restart. Also bounds `HEALTH`.
+fn retire_health(keep: &dyn Fn(&str, std::net::SocketAddr) -> bool) {
+    let Ok(mut h) = HEALTH.lock() else { return };
+    h.retain(|(provider, addr), _| {
+        if keep(provider, *addr) {
+            return true;
+        }
+        let _ = crate::metrics::UPSTREAM_UP.remove_label_values(&[provider, &addr.to_string()]);
+        false
+    });
 }
 
 /// Self-hosted OpenAI-compatible pools report what they serve on `GET {base}/models`.
@@ -316,6 +334,33 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn upstream_up_of_endpoints_and_providers_that_left_is_removed() {
+        use crate::metrics::UPSTREAM_UP;
+        let a: std::net::SocketAddr = "127.0.0.1:64101".parse().unwrap();
+        let b: std::net::SocketAddr = "127.0.0.1:64102".parse().unwrap();
+        for addr in [a, b] {
+            UPSTREAM_UP
+                .with_label_values(&["retire-h", &addr.to_string()])
+                .set(1);
+            super::HEALTH
+                .lock()
+                .unwrap()
+                .insert(("retire-h".to_string(), addr), true);
+        }
+        let text = || String::from_utf8(crate::metrics::render()).unwrap();
+        super::retire_health(&|p, addr| p != "retire-h" || addr == a);
+        assert!(!text().contains("127.0.0.1:64102"));
+        assert!(text().contains("127.0.0.1:64101"));
+        super::retire_health(&|p, _| p != "retire-h");
+        assert!(!text().contains("127.0.0.1:64101"));
+        assert!(!super::HEALTH
+            .lock()
+            .unwrap()
+            .keys()
+            .any(|(p, _)| p == "retire-h"));
+    }
+
     #[test]
     fn dechunks() {
         assert_eq!(
