@@ -8,8 +8,8 @@
 //! (~4,400 of its ~185,000 instructions). A secret that verified once is remembered as a
 //! 128-bit keyed hash (SipHash-1-3 under this process's random key, a PRF, over the secret
 //! with two different prefixes: forging an entry means matching 128 pseudo-random bits under
-//! an unknown key), and later requests with it skip the digest. Only verified secrets are remembered, so the memo holds at most one
-//! entry per configured key and a reload starts it anew.
+//! an unknown key), and later requests with it skip the digest. Only verified secrets are
+//! remembered, so the memo holds at most one entry per configured key; a reload starts anew.
 
 use crate::config::GatewayKey;
 use pingora_http::RequestHeader;

@@ -155,7 +155,7 @@ async fn check_due(gw: &Arc<Gateway>) {
 /// Start the metrics scrape of every fleet whose interval has passed (each runs on its own
 /// task; a pool's next scrape waits for its previous one to finish).
 fn scrape_due(gw: &Arc<Gateway>) {
-    crate::fleet::scrape::retire_providers(&|id| {
+    crate::fleet::scrape::retire(&|id, _| {
         gw.providers.get(id).is_some_and(|p| p.pool.fleet.by_load())
     });
     let now = Instant::now();

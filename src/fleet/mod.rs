@@ -377,34 +377,26 @@ mod tests {
         Fleet::new(balance, &Routing::default())
     }
 
+    /// A request with this prompt chain and no session.
+    fn prompt(chain: &[u64]) -> Hint<'_> {
+        Hint {
+            chain,
+            session: None,
+        }
+    }
+
     #[test]
     fn a_conversation_stays_where_its_prefix_is() {
         let f = fleet(Balance::PrefixAffinity);
         let eps = [addr(1), addr(2), addr(3)];
         let turn1 = prefix::chain(&[&[b'a'; 2048]], 256);
-        let (first, reason) = f
-            .choose(
-                &eps,
-                &Hint {
-                    chain: &turn1,
-                    session: None,
-                },
-            )
-            .unwrap();
+        let (first, reason) = f.choose(&eps, &prompt(&turn1)).unwrap();
         assert_eq!(reason, Reason::LeastLoaded);
         let mut turn2_bytes = vec![b'a'; 2048];
         turn2_bytes.extend_from_slice(&[b'b'; 1024]);
         let turn2 = prefix::chain(&[&turn2_bytes], 256);
         for _ in 0..5 {
-            let (again, reason) = f
-                .choose(
-                    &eps,
-                    &Hint {
-                        chain: &turn2,
-                        session: None,
-                    },
-                )
-                .unwrap();
+            let (again, reason) = f.choose(&eps, &prompt(&turn2)).unwrap();
             assert_eq!((again, reason), (first, Reason::PrefixHit));
         }
     }
@@ -415,15 +407,7 @@ mod tests {
         let eps = [addr(21), addr(22)];
         // A 16 KiB prompt nobody holds: all 64 blocks are prefill, 4 loads' worth.
         let long = prefix::chain(&[&[b'p'; 16 * 1024]], 256);
-        let (first, reason, blocks) = f
-            .choose_for(
-                &eps,
-                &Hint {
-                    chain: &long,
-                    session: None,
-                },
-            )
-            .unwrap();
+        let (first, reason, blocks) = f.choose_for(&eps, &prompt(&long)).unwrap();
         assert_eq!((reason, blocks), (Reason::LeastLoaded, 64));
         let prefilling = f.begin_prefill(first, blocks);
         let other = if first == eps[0] { eps[1] } else { eps[0] };
@@ -431,28 +415,12 @@ mod tests {
         assert_eq!(f.load(other), 0.0);
         // The same prompt again while the first is still prefilling: its holder is 4 loads
         // up, within the threshold of 4, so it is still the holder (no prefill to count).
-        let (again, reason, blocks) = f
-            .choose_for(
-                &eps,
-                &Hint {
-                    chain: &long,
-                    session: None,
-                },
-            )
-            .unwrap();
+        let (again, reason, blocks) = f.choose_for(&eps, &prompt(&long)).unwrap();
         assert_eq!((again, reason, blocks), (first, Reason::PrefixHit, 0));
         assert!(f.begin_prefill(first, 0).is_none());
         // An unrelated prompt goes to the other endpoint, though both have nothing in flight.
         let short = prefix::chain(&[&[b'q'; 512]], 256);
-        let (next, _) = f
-            .choose(
-                &eps,
-                &Hint {
-                    chain: &short,
-                    session: None,
-                },
-            )
-            .unwrap();
+        let (next, _) = f.choose(&eps, &prompt(&short)).unwrap();
         assert_eq!(next, other);
         // First token: the prefill no longer counts.
         drop(prefilling);
@@ -464,25 +432,9 @@ mod tests {
         let f = fleet(Balance::PrefixAffinity);
         let eps = [addr(11), addr(12)];
         let chain = prefix::chain(&[&[b'h'; 1024]], 256);
-        let (holder, _) = f
-            .choose(
-                &eps,
-                &Hint {
-                    chain: &chain,
-                    session: None,
-                },
-            )
-            .unwrap();
+        let (holder, _) = f.choose(&eps, &prompt(&chain)).unwrap();
         let guards: Vec<_> = (0..5).map(|_| f.begin(holder)).collect();
-        let (other, reason) = f
-            .choose(
-                &eps,
-                &Hint {
-                    chain: &chain,
-                    session: None,
-                },
-            )
-            .unwrap();
+        let (other, reason) = f.choose(&eps, &prompt(&chain)).unwrap();
         assert_ne!(other, holder);
         assert_eq!(reason, Reason::Spill);
         drop(guards);
@@ -523,42 +475,18 @@ mod tests {
             prefix::chain(&[&p], 256)
         };
         let first = ask(0);
-        let (holder, _) = f
-            .choose(
-                &eps,
-                &Hint {
-                    chain: &first,
-                    session: None,
-                },
-            )
-            .unwrap();
+        let (holder, _) = f.choose(&eps, &prompt(&first)).unwrap();
         let _busy: Vec<_> = (0..2).map(|_| f.begin(holder)).collect();
         // While few requests share the system prompt, its holder keeps it at +2.
         let q1 = ask(1);
-        let (again, reason) = f
-            .choose(
-                &eps,
-                &Hint {
-                    chain: &q1,
-                    session: None,
-                },
-            )
-            .unwrap();
+        let (again, reason) = f.choose(&eps, &prompt(&q1)).unwrap();
         assert_eq!((again, reason), (holder, Reason::PrefixHit));
         // More requests on the same system prompt: to its holder while the prompt is not
         // hot; from the 8th (its deepest block the deepest match of 8), +2 is too much.
         let mut picks = Vec::new();
         for q in 2..10 {
             let chain = ask(q);
-            let (p, r) = f
-                .choose(
-                    &eps,
-                    &Hint {
-                        chain: &chain,
-                        session: None,
-                    },
-                )
-                .unwrap();
+            let (p, r) = f.choose(&eps, &prompt(&chain)).unwrap();
             picks.push((p == holder, r));
         }
         assert!(

@@ -4,15 +4,15 @@
 //! own in-flight count until it answers again. Health checks alone mark endpoints down.
 
 use crate::gateway::ProviderRuntime;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The endpoints whose gauges were published, per provider. An endpoint that leaves its pool
-/// (a reload, a name that resolves elsewhere) or a provider that leaves the config has its
-/// series removed, instead of showing its last values until a restart.
-static PUBLISHED: Mutex<Option<HashMap<String, HashSet<SocketAddr>>>> = Mutex::new(None);
+/// The (provider, endpoint) pairs whose gauges were published. An endpoint that leaves its
+/// pool (a reload, a name that resolves elsewhere) or a provider that leaves the config has
+/// its series removed, instead of showing its last values until a restart.
+static PUBLISHED: Mutex<BTreeSet<(String, SocketAddr)>> = Mutex::new(BTreeSet::new());
 
 /// The longest a scrape may take (a slow metrics page must not pile up scrapes).
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -44,55 +44,36 @@ pub async fn scrape(p: Arc<ProviderRuntime>) {
         }
         publish(&p, addr);
     }
-    let current = p.pool.resolved().into_iter().map(|(a, _)| a).collect();
-    retire_endpoints(&p.provider.id, current);
+    let current: HashSet<SocketAddr> = p.pool.resolved().into_iter().map(|(a, _)| a).collect();
+    retire(&|provider, addr| provider != p.provider.id || current.contains(&addr));
 }
 
-/// Remove the series of `provider`'s endpoints that are not in `current`, and remember
-/// `current` as what it publishes now.
-pub fn retire_endpoints(provider: &str, current: HashSet<SocketAddr>) {
+/// Forget the published endpoints `keep` says are gone and remove their series (the same
+/// shape as `control::retire_health` for `switchyard_upstream_up`).
+pub fn retire(keep: &dyn Fn(&str, SocketAddr) -> bool) {
     let mut published = PUBLISHED.lock().unwrap_or_else(|p| p.into_inner());
-    let map = published.get_or_insert_with(HashMap::new);
-    if let Some(before) = map.get(provider) {
-        for gone in before.difference(&current) {
-            remove_series(provider, *gone);
-        }
-    }
-    map.insert(provider.to_string(), current);
-}
-
-/// Remove the series of every provider not in `keep` (it left the config, or stopped being
-/// a fleet).
-pub fn retire_providers(keep: &dyn Fn(&str) -> bool) {
-    let mut published = PUBLISHED.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(map) = published.as_mut() else {
-        return;
-    };
-    map.retain(|provider, addrs| {
-        if keep(provider) {
+    published.retain(|(provider, addr)| {
+        if keep(provider, *addr) {
             return true;
         }
-        for addr in addrs.iter() {
-            remove_series(provider, *addr);
-        }
+        let endpoint = addr.to_string();
+        let labels = [provider.as_str(), endpoint.as_str()];
+        let _ = crate::metrics::FLEET_IN_FLIGHT.remove_label_values(&labels);
+        remove_signals(&labels);
         false
     });
 }
 
-fn remove_series(provider: &str, addr: SocketAddr) {
-    use crate::metrics::{
-        FLEET_IN_FLIGHT, FLEET_KV_USAGE, FLEET_PREFIX_HIT_RATIO, FLEET_RUNNING, FLEET_WAITING,
-    };
-    let endpoint = addr.to_string();
-    let labels = [provider, endpoint.as_str()];
-    let _ = FLEET_IN_FLIGHT.remove_label_values(&labels);
+/// Remove the scraped-signal gauges of one (provider, endpoint).
+fn remove_signals(labels: &[&str; 2]) {
+    use crate::metrics::{FLEET_KV_USAGE, FLEET_PREFIX_HIT_RATIO, FLEET_RUNNING, FLEET_WAITING};
     for g in [
         &*FLEET_RUNNING,
         &*FLEET_WAITING,
         &*FLEET_KV_USAGE,
         &*FLEET_PREFIX_HIT_RATIO,
     ] {
-        let _ = g.remove_label_values(&labels);
+        let _ = g.remove_label_values(labels);
     }
 }
 
@@ -104,6 +85,10 @@ fn publish(p: &ProviderRuntime, addr: std::net::SocketAddr) {
     let fleet = &p.pool.fleet;
     let endpoint = addr.to_string();
     let labels = [p.provider.id.as_str(), endpoint.as_str()];
+    PUBLISHED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert((p.provider.id.clone(), addr));
     FLEET_IN_FLIGHT
         .with_label_values(&labels)
         .set(fleet.in_flight(addr) as i64);
@@ -119,16 +104,7 @@ fn publish(p: &ProviderRuntime, addr: std::net::SocketAddr) {
             }
         }
         // Stale or never scraped: no series, rather than an old load the picks ignore.
-        None => {
-            for g in [
-                &*FLEET_RUNNING,
-                &*FLEET_WAITING,
-                &*FLEET_KV_USAGE,
-                &*FLEET_PREFIX_HIT_RATIO,
-            ] {
-                let _ = g.remove_label_values(&labels);
-            }
-        }
+        None => remove_signals(&labels),
     }
 }
 
@@ -150,15 +126,18 @@ mod tests {
             FLEET_IN_FLIGHT.with_label_values(&["retire-p", &e]).set(1);
             FLEET_RUNNING.with_label_values(&["retire-p", &e]).set(2.0);
         }
-        retire_endpoints("retire-p", HashSet::from([a, b]));
+        PUBLISHED
+            .lock()
+            .unwrap()
+            .extend([("retire-p".to_string(), a), ("retire-p".to_string(), b)]);
         assert!(text().contains("127.0.0.1:64002"));
         // A reload drops b: its series go, a's stay.
-        retire_endpoints("retire-p", HashSet::from([a]));
+        retire(&|p, addr| p != "retire-p" || addr == a);
         let t = text();
         assert!(!t.contains("127.0.0.1:64002"), "{t}");
         assert!(t.contains("127.0.0.1:64001"));
         // The provider leaves the config: a's go too.
-        retire_providers(&|p| p != "retire-p");
+        retire(&|p, _| p != "retire-p");
         assert!(!text().contains("127.0.0.1:64001"));
     }
 }
