@@ -684,3 +684,69 @@ async fn usage_is_recorded_when_the_client_leaves_mid_stream() {
     assert!((3..50).contains(&out), "{v}");
     assert!(v["input_tokens"].as_u64().unwrap() > 0);
 }
+
+/// A key with limits sees the gateway's `x-ratelimit-*`, each once, in place of the upstream
+/// account's own (whatever their case); a key without limits gets the upstream's as they
+/// came. The upstream's other headers pass, `x-request-id` once.
+#[tokio::test]
+async fn gateway_limits_replace_the_upstreams_ratelimit_headers() {
+    let a = Mock::start("a").await.unwrap();
+    let b = Mock::start("b").await.unwrap();
+    let config = two_provider_config(&a, &b, "").replace(
+        "    - { name: admin,",
+        "    - { name: limited, key: sk-limited, limits: { requests_per_minute: 10 } }\n    - { name: admin,",
+    );
+    let gw = Gateway::start(Launch {
+        config: Some(config),
+        ..Default::default()
+    })
+    .await;
+    let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
+    let all = |r: &common::Response, name: &str| -> Vec<String> {
+        r.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    for stream in [false, true] {
+        let body = if stream {
+            body.replacen('{', r#"{"stream":true,"#, 1)
+        } else {
+            body.to_string()
+        };
+        let r = gw
+            .post_json(
+                "/v1/chat/completions",
+                &[
+                    ("authorization", "Bearer sk-limited"),
+                    ("x-mock-upstream-limits", "1"),
+                    ("x-request-id", "rl-1"),
+                ],
+                &body,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            all(&r, "x-ratelimit-limit-requests"),
+            ["10"],
+            "{:?}",
+            r.headers
+        );
+        assert_eq!(all(&r, "x-ratelimit-remaining-requests").len(), 1);
+        assert_ne!(r.header("x-ratelimit-remaining-requests"), Some("4999"));
+        assert_eq!(all(&r, "x-request-id"), ["rl-1"]);
+    }
+    let r = gw
+        .post_json(
+            "/v1/chat/completions",
+            &[
+                ("authorization", &format!("Bearer {KEY}")),
+                ("x-mock-upstream-limits", "1"),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(all(&r, "x-ratelimit-limit-requests"), ["5000"]);
+}

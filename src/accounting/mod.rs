@@ -19,6 +19,7 @@ pub mod store;
 use crate::config::{BudgetPeriod, GatewayKey, ModelRoute, RateLimitStore, RateLimits};
 use crate::errors::GatewayError;
 use bucket::Shown;
+use http::HeaderName;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use store::{Ask, BucketAsk, BudgetAsk, Id, Kind, Settlement, Store};
@@ -447,14 +448,14 @@ pub fn headers(shown: &[(Kind, Shown)]) -> RateHeaders {
     for (kind, s) in shown {
         let names = match kind {
             Kind::Requests => [
-                "x-ratelimit-limit-requests",
-                "x-ratelimit-remaining-requests",
-                "x-ratelimit-reset-requests",
+                HeaderName::from_static("x-ratelimit-limit-requests"),
+                HeaderName::from_static("x-ratelimit-remaining-requests"),
+                HeaderName::from_static("x-ratelimit-reset-requests"),
             ],
             Kind::Tokens => [
-                "x-ratelimit-limit-tokens",
-                "x-ratelimit-remaining-tokens",
-                "x-ratelimit-reset-tokens",
+                HeaderName::from_static("x-ratelimit-limit-tokens"),
+                HeaderName::from_static("x-ratelimit-remaining-tokens"),
+                HeaderName::from_static("x-ratelimit-reset-tokens"),
             ],
             Kind::Budget => continue,
         };
@@ -481,10 +482,10 @@ pub fn headers(shown: &[(Kind, Shown)]) -> RateHeaders {
 
 /// The `x-ratelimit-*` headers of a response (at most two limits of three headers each).
 #[derive(Default, Debug, PartialEq)]
-pub struct RateHeaders([Option<(&'static str, http::HeaderValue)>; 6]);
+pub struct RateHeaders([Option<(HeaderName, http::HeaderValue)>; 6]);
 
 impl IntoIterator for RateHeaders {
-    type Item = (&'static str, http::HeaderValue);
+    type Item = (HeaderName, http::HeaderValue);
     type IntoIter = std::iter::Flatten<std::array::IntoIter<Option<Self::Item>, 6>>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter().flatten()

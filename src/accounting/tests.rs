@@ -78,11 +78,20 @@ fn a_key_passes_exactly_its_requests_per_minute() {
         panic!()
     };
     assert_eq!(
-        headers(&first.shown).into_iter().collect::<Vec<_>>(),
+        headers(&first.shown)
+            .into_iter()
+            .map(|(k, v)| (k.as_str().to_string(), v))
+            .collect::<Vec<_>>(),
         vec![
-            ("x-ratelimit-limit-requests", "3".parse().unwrap()),
-            ("x-ratelimit-remaining-requests", "2".parse().unwrap()),
-            ("x-ratelimit-reset-requests", "20.000".parse().unwrap()),
+            ("x-ratelimit-limit-requests".into(), "3".parse().unwrap()),
+            (
+                "x-ratelimit-remaining-requests".into(),
+                "2".parse().unwrap()
+            ),
+            (
+                "x-ratelimit-reset-requests".into(),
+                "20.000".parse().unwrap()
+            ),
         ]
     );
     assert_eq!(decimal3(0.0), "0.000");

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod ctx;
+mod head;
 pub mod ingress;
 pub mod local;
 pub mod prepare;
@@ -101,12 +102,16 @@ impl ProxyHttp for Switchyard {
         // A later attempt after an in-band failure before content: the client already has
         // the first attempt's header and keeps reading that one response.
         let header_sent = session.response_written().is_some();
-        relay::on_response_header(ctx, resp, http10, header_sent)?;
-        if let Some(a) = &ctx.admitted {
-            for (k, v) in crate::accounting::headers(&a.shown) {
-                resp.insert_header(k, v)?;
+        head::edit(resp, |resp| {
+            relay::on_response_header(ctx, resp, http10, header_sent)?;
+            if let Some(a) = &ctx.admitted {
+                // Replacing the upstream's own `x-ratelimit-*`: the client's limits are ours.
+                for (k, v) in crate::accounting::headers(&a.shown) {
+                    resp.headers.insert(k, v);
+                }
             }
-        }
+            Ok::<_, Box<pingora_error::Error>>(())
+        })?;
         if http10 && resp.headers.get("content-length").is_none() {
             // No chunked framing in HTTP/1.0: the body ends when the connection closes.
             session.set_keepalive(None);

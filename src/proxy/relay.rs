@@ -10,11 +10,14 @@
 //! ends the stream with a terminal error event in the client's dialect.
 
 use super::ctx::{Relay, RequestCtx, RequestKind};
+use super::head;
 use super::prepare::Answer;
 use crate::errors::{ClientDialect, GatewayError};
 use crate::sse::SseRelay;
 use crate::translate::{self, ir::UsageUpdate, ClientOpts, Event, StreamDecoder, StreamEncoder};
 use bytes::{Bytes, BytesMut};
+use http::response::Parts;
+use http::{header, HeaderName, HeaderValue};
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
 use std::time::{Duration, Instant};
@@ -225,22 +228,23 @@ fn unusable_success(ctx: &RequestCtx, resp: &ResponseHeader) -> Option<String> {
 /// any content), so this one's header is not sent again.
 pub fn on_response_header(
     ctx: &mut RequestCtx,
-    resp: &mut ResponseHeader,
+    resp: &mut Parts,
     http10: bool,
     header_sent: bool,
 ) -> Result<()> {
     let r = relay_for(ctx, resp, header_sent);
     if http10 {
-        resp.remove_header("transfer-encoding");
+        resp.headers.remove(header::TRANSFER_ENCODING);
     }
     r
 }
 
-fn relay_for(ctx: &mut RequestCtx, resp: &mut ResponseHeader, header_sent: bool) -> Result<()> {
+fn relay_for(ctx: &mut RequestCtx, resp: &mut Parts, header_sent: bool) -> Result<()> {
     if !header_sent {
         ctx.status = resp.status.as_u16();
     }
-    resp.insert_header("x-request-id", ctx.id.as_str())?;
+    resp.headers
+        .insert(head::X_REQUEST_ID, head::value(&ctx.id)?);
     if ctx.kind == RequestKind::Passthrough {
         return Ok(());
     }
@@ -254,26 +258,30 @@ fn relay_for(ctx: &mut RequestCtx, resp: &mut ResponseHeader, header_sent: bool)
         .map_or(crate::sse::DEFAULT_MAX_EVENT, |g| {
             g.config.limits.max_stream_event
         });
-    let rechunk = |resp: &mut ResponseHeader, ctype: Option<&'static str>| -> Result<()> {
+    let rechunk = |resp: &mut Parts, ctype: Option<&'static str>| {
         // The body's length changes (held, rewritten, translated): chunked framing.
-        resp.remove_header("content-length");
-        resp.insert_header("transfer-encoding", "chunked")?;
+        let h = &mut resp.headers;
+        h.remove(header::CONTENT_LENGTH);
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         if let Some(t) = ctype {
-            resp.insert_header("content-type", t)?;
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(t));
         }
-        Ok(())
     };
     ctx.header_replayable = true;
     ctx.relay = if resp.status.as_u16() >= 400 {
-        rechunk(resp, Some("application/json"))?;
+        rechunk(resp, Some("application/json"));
         Relay::ErrorBody {
             held: BytesMut::new(),
             in_stream: header_sent,
         }
     } else if answer.streams() {
-        rechunk(resp, answer.translated.then_some("text/event-stream"))?;
-        resp.insert_header("cache-control", "no-cache")?;
-        resp.insert_header("x-accel-buffering", "no")?;
+        rechunk(resp, answer.translated.then_some("text/event-stream"));
+        let h = &mut resp.headers;
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert(head::X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
         if answer.translated {
             let opts = client_opts(ctx, &answer);
             Relay::Transcode(Box::new(Transcode::new(&answer, opts, max_event)))
@@ -286,10 +294,13 @@ fn relay_for(ctx: &mut RequestCtx, resp: &mut ResponseHeader, header_sent: bool)
             ))
         }
     } else if answer.translated {
-        rechunk(resp, Some("application/json"))?;
+        rechunk(resp, Some("application/json"));
         if answer.op == crate::providers::Operation::CountTokens {
             // Counted by the upstream's own tokenizer (not the gateway's estimate).
-            resp.insert_header(crate::count_tokens::HEADER, "exact")?;
+            resp.headers.insert(
+                HeaderName::from_static(crate::count_tokens::HEADER),
+                HeaderValue::from_static("exact"),
+            );
         }
         Relay::WholeJson(BytesMut::new())
     } else {
@@ -299,7 +310,7 @@ fn relay_for(ctx: &mut RequestCtx, resp: &mut ResponseHeader, header_sent: bool)
     };
     if answer.translated {
         // The upstream's own framing and encodings describe a body the client never sees.
-        resp.remove_header("content-encoding");
+        resp.headers.remove(header::CONTENT_ENCODING);
     }
     Ok(())
 }

@@ -41,6 +41,9 @@
 //! | `not-json`               | a 200 `text/html` answer to a JSON request |
 //! | `json-reset:BYTES`       | a 200 JSON answer whose `Content-Length` promises more; BYTES sent, then a reset |
 //!
+//! A request with `x-mock-upstream-limits` (any value) gets the upstream account's own
+//! `x-ratelimit-{limit,remaining}-requests` (5000, 4999) on its answer.
+//!
 //! Every answer carries `x-mock-id`, `x-mock-path`, `x-mock-auth` (the Authorization the
 //! upstream saw), `x-mock-body-len` and `x-mock-body-sha256` of the request body it got,
 //! so tests prove what reached the upstream, byte for byte, and `x-mock-headers`: the request's
@@ -287,13 +290,21 @@ fn common_headers(id: &str, req: &Seen) -> String {
             names.push(k);
         }
     }
-    format!(
+    let mut common = format!(
         "x-mock-id: {id}\r\nx-mock-path: {}\r\nx-mock-auth: {}\r\nx-mock-body-len: {}\r\nx-mock-body-sha256: {sha}\r\nx-mock-headers: {}\r\n",
         req.path,
         req.header("authorization").unwrap_or("-"),
         req.body.len(),
         names.join(",")
-    )
+    );
+    if req.header("x-mock-upstream-limits").is_some() {
+        // The account's own limits, as OpenAI sends them on every answer (mixed case on
+        // purpose: the gateway must replace them whatever their case).
+        common.push_str(
+            "X-RateLimit-Limit-Requests: 5000\r\nx-ratelimit-remaining-requests: 4999\r\n",
+        );
+    }
+    common
 }
 
 /// The behaviour asked of this mock: `x-mock-<id>` (one mock of several) wins over
