@@ -20,7 +20,8 @@
 # Knobs (environment): DURATION (s, 40), RATE_SHARED (18), RATE_NOREUSE (6), RATE_HOT (18)
 # requests/s, SEED (1), TIMEOUT (s per request, 30), DRAIN (s to wait for answers after the last
 # arrival, 60), SIM_ARGS (extra `fleet-sim serve` options), LOAD_ARGS (extra `fleet-sim load`
-# options), WORKLOADS, BALANCES, BUILD (1).
+# options), WORKLOADS, BALANCES, BUILD (1), ROUTING (the fleet's `routing:` map, e.g.
+# '{ scrape_interval: 2s }'; default: none, the gateway's defaults).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -116,7 +117,8 @@ providers:
     endpoints: [$ENDPOINTS]
     balance: $b
     health_check: { path: /health, interval: 1s, timeout: 500ms }
-models:
+${ROUTING:+    routing: $ROUTING
+}models:
   sim-model: { targets: [ { provider: fleet } ] }
 YAML
   port_free "$GW" || { echo "port $GW is taken" >&2; return 1; }

@@ -126,6 +126,15 @@ fn fleet_gauge(name: &str, help: &str) -> prometheus::GaugeVec {
         .unwrap_or_else(|e| panic!("metric {name}: {e}"))
 }
 
+pub static FLEET_MODEL_IN_FLIGHT: Lazy<IntGaugeVec> = Lazy::new(|| {
+    register_int_gauge_vec!(
+        "switchyard_fleet_model_in_flight",
+        "Requests this gateway has in flight on a fleet endpoint, per model as sent upstream",
+        &["provider", "endpoint", "model"]
+    )
+    .unwrap_or_else(|e| panic!("metric: {e}"))
+});
+
 pub static FLEET_IN_FLIGHT: Lazy<IntGaugeVec> = Lazy::new(|| {
     register_int_gauge_vec!(
         "switchyard_fleet_in_flight",
@@ -185,6 +194,7 @@ pub fn init() {
     Lazy::force(&OVERHEAD);
     Lazy::force(&UNPRICED);
     Lazy::force(&FLEET_IN_FLIGHT);
+    Lazy::force(&FLEET_MODEL_IN_FLIGHT);
     Lazy::force(&FLEET_RUNNING);
     Lazy::force(&FLEET_WAITING);
     Lazy::force(&FLEET_KV_USAGE);

@@ -2,9 +2,10 @@
 //! by which replica most likely holds the prompt's prefix in its KV cache. In process: no
 //! sidecar, no extra hop. Per pool, one [`Fleet`]:
 //!
-//! - signals: this gateway's in-flight requests per endpoint (`pingora-limits`' `Inflight`,
-//!   a guard per attempt), and each endpoint's vLLM `/metrics` scraped in the background
-//!   (`scrape`; never on the request path);
+//! - signals: this gateway's in-flight requests per endpoint and per (endpoint, model)
+//!   (`pingora-limits`' `Inflight`, guards per attempt; the endpoint's total is its load, the
+//!   per-model counts are published), and each endpoint's vLLM `/metrics` scraped in the
+//!   background (`scrape`; never on the request path);
 //! - `prefix`: the prompt as a chain of block hashes; `index`: which endpoint was sent which
 //!   blocks (bounded); `pick`: the decision; sessions pinned to an endpoint (bounded).
 //!
@@ -30,6 +31,12 @@ use std::time::Instant;
 const SESSIONS_MAX: usize = 65_536;
 /// Endpoint addresses remembered per fleet at most (ids are `u16`; DNS may keep adding).
 const ENDPOINTS_MAX: usize = 4_096;
+/// Model names counted apart per fleet at most. A route such as `fleet/<any name>` lets a
+/// client choose the name sent upstream; past this many, the rest count together as
+/// [`OTHER_MODELS`] (the endpoint's total is exact either way).
+const MODELS_MAX: usize = 64;
+/// The model label of requests past [`MODELS_MAX`] distinct names.
+pub const OTHER_MODELS: &str = "(other)";
 
 /// One endpoint's scraped signals (f64 bits in atomics: written by the scraper, read by picks).
 #[derive(Debug, Default)]
@@ -75,6 +82,10 @@ pub struct Fleet {
     pub balance: Balance,
     pub routing: Routing,
     inflight: pingora_limits::inflight::Inflight,
+    /// Requests in flight per (endpoint, index in `models`).
+    by_model: pingora_limits::inflight::Inflight,
+    /// Model names as sent upstream, in order of first sight (at most `MODELS_MAX`).
+    models: RwLock<Vec<Arc<str>>>,
     /// Prompt blocks sent to each endpoint that it had not cached, until their first token.
     prefill: pingora_limits::inflight::Inflight,
     endpoints: RwLock<HashMap<SocketAddr, Arc<EndpointState>>>,
@@ -91,8 +102,21 @@ struct Sessions {
     order: VecDeque<u64>,
 }
 
-/// Counts a request on an endpoint while it lives (dropped when the attempt ends).
+/// Counts prompt blocks on an endpoint while it lives (dropped at the first token).
 pub type InFlight = pingora_limits::inflight::Guard;
+
+/// Counts a request on an endpoint, and on (endpoint, model), while it lives (dropped when
+/// the attempt ends).
+pub struct Attempted {
+    _endpoint: InFlight,
+    _model: InFlight,
+}
+
+impl std::fmt::Debug for Attempted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Attempted")
+    }
+}
 
 /// Prompt bytes of pending prefill that weigh as much as one more request in flight. A
 /// replica prefilling an uncached prompt holds every request that arrives behind it for the
@@ -106,6 +130,8 @@ impl Fleet {
             balance,
             routing: routing.clone(),
             inflight: pingora_limits::inflight::Inflight::new(),
+            by_model: pingora_limits::inflight::Inflight::new(),
+            models: RwLock::new(Vec::new()),
             prefill: pingora_limits::inflight::Inflight::new(),
             endpoints: RwLock::new(HashMap::new()),
             index: Mutex::new(PrefixIndex::new(routing.index_size)),
@@ -160,9 +186,49 @@ impl Fleet {
         self.inflight.incr(addr, 0).1.max(0) as f64
     }
 
-    /// Count a request on `addr` until the guard is dropped.
-    pub fn begin(&self, addr: SocketAddr) -> InFlight {
-        self.inflight.incr(addr, 1).0
+    /// Count a request for `model` on `addr` until the guard is dropped.
+    pub fn begin(&self, addr: SocketAddr, model: &str) -> Attempted {
+        let m = self.model_slot(model);
+        Attempted {
+            _endpoint: self.inflight.incr(addr, 1).0,
+            _model: self.by_model.incr((addr, m), 1).0,
+        }
+    }
+
+    /// `model`'s place in `models`, added on first sight while there is room; `MODELS_MAX`
+    /// for every name past the bound.
+    fn model_slot(&self, model: &str) -> usize {
+        let find = |v: &Vec<Arc<str>>| v.iter().position(|m| &**m == model);
+        if let Some(i) = self.models.read().ok().as_deref().and_then(find) {
+            return i;
+        }
+        let Ok(mut v) = self.models.write() else {
+            return MODELS_MAX;
+        };
+        match find(&v) {
+            Some(i) => i,
+            None if v.len() < MODELS_MAX => {
+                v.push(model.into());
+                v.len() - 1
+            }
+            None => MODELS_MAX,
+        }
+    }
+
+    /// This gateway's requests in flight on `addr` per model (names past the bound under
+    /// [`OTHER_MODELS`]), for the gauges.
+    pub fn in_flight_by_model(&self, addr: SocketAddr) -> Vec<(Arc<str>, f64)> {
+        let models = self.models.read().map(|v| v.clone()).unwrap_or_default();
+        let count = |i: usize| self.by_model.incr((addr, i), 0).1.max(0) as f64;
+        let mut out: Vec<(Arc<str>, f64)> = models
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| (m, count(i)))
+            .collect();
+        if out.len() == MODELS_MAX {
+            out.push((OTHER_MODELS.into(), count(MODELS_MAX)));
+        }
+        out
     }
 
     /// Count `blocks` of prompt the endpoint must prefill (not cached there, as far as the
@@ -304,6 +370,7 @@ impl Fleet {
         let (i, reason) = pick::decide(
             &cands,
             pick::spill_threshold(f64::from(self.routing.spill_threshold), popularity),
+            popularity >= pick::HOT_PREFIX_HITS,
             fastrand::u64(..),
         )?;
         let seq = self.picks.fetch_add(1, Ordering::Relaxed) + 1;
@@ -428,12 +495,44 @@ mod tests {
     }
 
     #[test]
+    fn requests_are_counted_per_endpoint_and_per_model_within_a_bound() {
+        let f = fleet(Balance::LeastLoaded);
+        let (a, b) = (addr(91), addr(92));
+        let g = [
+            f.begin(a, "m1"),
+            f.begin(a, "m1"),
+            f.begin(a, "m2"),
+            f.begin(b, "m2"),
+        ];
+        assert_eq!(f.in_flight(a), 3.0, "the endpoint's total is its load");
+        let counts = |x| {
+            f.in_flight_by_model(x)
+                .into_iter()
+                .map(|(m, n)| (m.to_string(), n))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(counts(a), [("m1".into(), 2.0), ("m2".into(), 1.0)]);
+        assert_eq!(counts(b), [("m1".into(), 0.0), ("m2".into(), 1.0)]);
+        drop(g);
+        assert_eq!(counts(a), [("m1".into(), 0.0), ("m2".into(), 0.0)]);
+        // Names a client can choose are bounded: past MODELS_MAX they count together.
+        let many: Vec<_> = (0..MODELS_MAX + 10)
+            .map(|i| f.begin(a, &format!("x{i}")))
+            .collect();
+        let c = counts(a);
+        assert_eq!(c.len(), MODELS_MAX + 1);
+        assert_eq!(c.last().unwrap(), &(OTHER_MODELS.to_string(), 12.0));
+        assert_eq!(f.in_flight(a), (MODELS_MAX + 10) as f64);
+        drop(many);
+    }
+
+    #[test]
     fn a_hot_prefix_spills_when_its_holder_is_loaded() {
         let f = fleet(Balance::PrefixAffinity);
         let eps = [addr(11), addr(12)];
         let chain = prefix::chain(&[&[b'h'; 1024]], 256);
         let (holder, _) = f.choose(&eps, &prompt(&chain)).unwrap();
-        let guards: Vec<_> = (0..5).map(|_| f.begin(holder)).collect();
+        let guards: Vec<_> = (0..5).map(|_| f.begin(holder, "m")).collect();
         let (other, reason) = f.choose(&eps, &prompt(&chain)).unwrap();
         assert_ne!(other, holder);
         assert_eq!(reason, Reason::Spill);
@@ -454,10 +553,10 @@ mod tests {
         let (holder, _) = f.choose(&eps, &hint).unwrap();
         // 6 requests on the holder, 0 elsewhere: more than spill_threshold (4) above, but
         // less than re-reading the conversation elsewhere would cost.
-        let busy: Vec<_> = (0..6).map(|_| f.begin(holder)).collect();
+        let busy: Vec<_> = (0..6).map(|_| f.begin(holder, "m")).collect();
         assert_eq!(f.choose(&eps, &hint).unwrap(), (holder, Reason::PrefixHit));
         // 13 on it: now the other endpoint, prefill included, is the better place.
-        let more: Vec<_> = (0..7).map(|_| f.begin(holder)).collect();
+        let more: Vec<_> = (0..7).map(|_| f.begin(holder, "m")).collect();
         let (other, reason) = f.choose(&eps, &hint).unwrap();
         assert_ne!(other, holder);
         assert_eq!(reason, Reason::Spill);
@@ -476,7 +575,7 @@ mod tests {
         };
         let first = ask(0);
         let (holder, _) = f.choose(&eps, &prompt(&first)).unwrap();
-        let _busy: Vec<_> = (0..2).map(|_| f.begin(holder)).collect();
+        let _busy: Vec<_> = (0..2).map(|_| f.begin(holder, "m")).collect();
         // While few requests share the system prompt, its holder keeps it at +2.
         let q1 = ask(1);
         let (again, reason) = f.choose(&eps, &prompt(&q1)).unwrap();
@@ -553,7 +652,7 @@ mod tests {
                 },
             )
             .unwrap();
-        let _g = f.begin(first); // a little load does not move it
+        let _g = f.begin(first, "m"); // a little load does not move it
         for _ in 0..4 {
             assert_eq!(
                 f.choose(

@@ -67,9 +67,18 @@ pub fn spill_threshold(configured: f64, popularity: u16) -> f64 {
 }
 
 /// Pick among `c` (not empty). `threshold`: how much more loaded than the least-loaded
-/// endpoint a prefix holder or a pinned endpoint may be. `random` breaks ties among the
-/// least loaded, so a burst spreads instead of piling onto one endpoint.
-pub fn decide(c: &[Candidate], threshold: f64, random: u64) -> Option<(usize, Reason)> {
+/// endpoint a prefix holder or a pinned endpoint may be. `rotate` (a hot prefix): among the
+/// holders of the longest match within the threshold, the one picked longest ago rather
+/// than the least loaded, so the prefix's arrivals are spaced on each holder as round robin
+/// spaces them (a prefill that lands on a replica already prefilling waits for it; in-flight
+/// counts, mostly decoding requests, do not see that). `random` breaks ties among the least
+/// loaded, so a burst spreads instead of piling onto one endpoint.
+pub fn decide(
+    c: &[Candidate],
+    threshold: f64,
+    rotate: bool,
+    random: u64,
+) -> Option<(usize, Reason)> {
     let min = c.iter().map(|x| x.load).fold(f64::INFINITY, f64::min);
     if !min.is_finite() {
         return None;
@@ -110,7 +119,14 @@ pub fn decide(c: &[Candidate], threshold: f64, random: u64) -> Option<(usize, Re
                 .then(a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal))
         });
     let best = top.and_then(|(m, neg_load)| {
-        let is_top = |x: &Candidate| x.matched == m && (-x.load - neg_load).abs() <= 1e-9;
+        let is_top = |x: &Candidate| {
+            x.matched == m
+                && if rotate {
+                    within(x)
+                } else {
+                    (-x.load - neg_load).abs() <= 1e-9
+                }
+        };
         let oldest = c.iter().filter(|x| is_top(x)).map(|x| x.last_pick).min()?;
         let ties = c
             .iter()
@@ -125,6 +141,8 @@ pub fn decide(c: &[Candidate], threshold: f64, random: u64) -> Option<(usize, Re
     match best {
         Some((i, x)) if within(x) => Some((i, Reason::PrefixHit)),
         Some(_) => Some((least, Reason::Spill)),
+        // Rotating, no holder was within the threshold: a spill all the same.
+        None if top.is_some() => Some((least, Reason::Spill)),
         None => Some((least, Reason::LeastLoaded)),
     }
 }
@@ -145,37 +163,41 @@ mod tests {
     #[test]
     fn the_longest_prefix_wins_while_it_is_not_overloaded() {
         let cands = [c(2.0, 3), c(0.0, 0), c(1.0, 5)];
-        assert_eq!(decide(&cands, 4.0, 0), Some((2, Reason::PrefixHit)));
+        assert_eq!(decide(&cands, 4.0, false, 0), Some((2, Reason::PrefixHit)));
         // Equal matches: the less loaded.
         let cands = [c(3.0, 5), c(1.0, 5), c(0.0, 0)];
-        assert_eq!(decide(&cands, 4.0, 0), Some((1, Reason::PrefixHit)));
+        assert_eq!(decide(&cands, 4.0, false, 0), Some((1, Reason::PrefixHit)));
     }
 
     #[test]
     fn an_overloaded_holder_spills_to_the_least_loaded() {
         let cands = [c(9.0, 10), c(1.0, 0), c(4.0, 0)];
-        assert_eq!(decide(&cands, 4.0, 0), Some((1, Reason::Spill)));
+        assert_eq!(decide(&cands, 4.0, false, 0), Some((1, Reason::Spill)));
         // At exactly the threshold it still takes it.
         let cands = [c(5.0, 10), c(1.0, 0)];
-        assert_eq!(decide(&cands, 4.0, 0), Some((0, Reason::PrefixHit)));
+        assert_eq!(decide(&cands, 4.0, false, 0), Some((0, Reason::PrefixHit)));
     }
 
     #[test]
     fn no_match_is_least_loaded_with_random_ties() {
         let cands = [c(2.0, 0), c(1.0, 0), c(1.0, 0), c(3.0, 0)];
-        let picks: std::collections::BTreeSet<usize> =
-            (0..8).map(|r| decide(&cands, 4.0, r).unwrap().0).collect();
+        let picks: std::collections::BTreeSet<usize> = (0..8)
+            .map(|r| decide(&cands, 4.0, false, r).unwrap().0)
+            .collect();
         assert_eq!(picks, [1, 2].into());
-        assert_eq!(decide(&cands, 4.0, 0).unwrap().1, Reason::LeastLoaded);
+        assert_eq!(
+            decide(&cands, 4.0, false, 0).unwrap().1,
+            Reason::LeastLoaded
+        );
     }
 
     #[test]
     fn a_pinned_session_wins_unless_overloaded() {
         let mut cands = [c(2.0, 0), c(0.0, 9), c(3.0, 0)];
         cands[2].pinned = true;
-        assert_eq!(decide(&cands, 4.0, 0), Some((2, Reason::Session)));
+        assert_eq!(decide(&cands, 4.0, false, 0), Some((2, Reason::Session)));
         cands[2].load = 7.0;
-        assert_eq!(decide(&cands, 4.0, 0), Some((1, Reason::Spill)));
+        assert_eq!(decide(&cands, 4.0, false, 0), Some((1, Reason::Spill)));
     }
 
     #[test]
@@ -196,7 +218,7 @@ mod tests {
             "a full KV cache"
         );
         assert_eq!(load(0.0, 0.0, 0.0, 0.8), 0.0, "no pressure below 80 %");
-        assert!(decide(&[], 4.0, 0).is_none());
+        assert!(decide(&[], 4.0, false, 0).is_none());
     }
 
     #[test]
@@ -206,14 +228,36 @@ mod tests {
         cands[1].last_pick = 3;
         cands[2].last_pick = 5;
         cands[3].last_pick = 1;
-        assert_eq!(decide(&cands, 4.0, 99), Some((1, Reason::LeastLoaded)));
+        assert_eq!(
+            decide(&cands, 4.0, false, 99),
+            Some((1, Reason::LeastLoaded))
+        );
+    }
+
+    #[test]
+    fn a_hot_prefix_rotates_over_its_holders_within_the_threshold() {
+        let mut cands = [c(1.0, 4), c(0.0, 4), c(2.0, 4), c(0.0, 0)];
+        cands[0].last_pick = 2;
+        cands[1].last_pick = 9;
+        cands[2].last_pick = 1;
+        cands[3].last_pick = 0;
+        // Not rotating: the least loaded holder.
+        assert_eq!(decide(&cands, 1.0, false, 0), Some((1, Reason::PrefixHit)));
+        // Rotating: the holder picked longest ago among those within 1 of the least loaded
+        // (the third is 2 above it: left out).
+        assert_eq!(decide(&cands, 1.0, true, 0), Some((0, Reason::PrefixHit)));
+        // No holder within the threshold: a spill, as without rotation.
+        for x in &mut cands[..3] {
+            x.load = 5.0;
+        }
+        assert_eq!(decide(&cands, 1.0, true, 0), Some((3, Reason::Spill)));
     }
 
     #[test]
     fn equal_holders_share_a_hot_prefix() {
         let cands = [c(1.0, 4), c(1.0, 4), c(1.0, 4), c(0.0, 0)];
         let picks: std::collections::BTreeSet<usize> = (0..64u64)
-            .map(|r| decide(&cands, 4.0, r << 32).unwrap().0)
+            .map(|r| decide(&cands, 4.0, false, r << 32).unwrap().0)
             .collect();
         assert_eq!(picks, [0, 1, 2].into());
     }

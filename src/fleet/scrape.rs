@@ -4,15 +4,18 @@
 //! own in-flight count until it answers again. Health checks alone mark endpoints down.
 
 use crate::gateway::ProviderRuntime;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The (provider, endpoint) pairs whose gauges were published. An endpoint that leaves its
-/// pool (a reload, a name that resolves elsewhere) or a provider that leaves the config has
-/// its series removed, instead of showing its last values until a restart.
-static PUBLISHED: Mutex<BTreeSet<(String, SocketAddr)>> = Mutex::new(BTreeSet::new());
+/// The (provider, endpoint) pairs whose gauges were published, with the models of their
+/// per-model series. An endpoint that leaves its pool (a reload, a name that resolves
+/// elsewhere) or a provider that leaves the config has its series removed, instead of
+/// showing its last values until a restart; so has a model its fleet no longer counts (a
+/// reload that made a new fleet).
+type Published = BTreeMap<(String, SocketAddr), BTreeSet<Arc<str>>>;
+static PUBLISHED: Mutex<Published> = Mutex::new(BTreeMap::new());
 
 /// The longest a scrape may take (a slow metrics page must not pile up scrapes).
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -52,13 +55,20 @@ pub async fn scrape(p: Arc<ProviderRuntime>) {
 /// shape as `control::retire_health` for `switchyard_upstream_up`).
 pub fn retire(keep: &dyn Fn(&str, SocketAddr) -> bool) {
     let mut published = PUBLISHED.lock().unwrap_or_else(|p| p.into_inner());
-    published.retain(|(provider, addr)| {
+    published.retain(|(provider, addr), models| {
         if keep(provider, *addr) {
             return true;
         }
         let endpoint = addr.to_string();
         let labels = [provider.as_str(), endpoint.as_str()];
         let _ = crate::metrics::FLEET_IN_FLIGHT.remove_label_values(&labels);
+        for m in models.iter() {
+            let _ = crate::metrics::FLEET_MODEL_IN_FLIGHT.remove_label_values(&[
+                provider.as_str(),
+                endpoint.as_str(),
+                m,
+            ]);
+        }
         remove_signals(&labels);
         false
     });
@@ -80,15 +90,30 @@ fn remove_signals(labels: &[&str; 2]) {
 /// Per-endpoint gauges of the signals the picks use.
 fn publish(p: &ProviderRuntime, addr: std::net::SocketAddr) {
     use crate::metrics::{
-        FLEET_IN_FLIGHT, FLEET_KV_USAGE, FLEET_PREFIX_HIT_RATIO, FLEET_RUNNING, FLEET_WAITING,
+        FLEET_IN_FLIGHT, FLEET_KV_USAGE, FLEET_MODEL_IN_FLIGHT, FLEET_PREFIX_HIT_RATIO,
+        FLEET_RUNNING, FLEET_WAITING,
     };
     let fleet = &p.pool.fleet;
     let endpoint = addr.to_string();
     let labels = [p.provider.id.as_str(), endpoint.as_str()];
-    PUBLISHED
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert((p.provider.id.clone(), addr));
+    let by_model = fleet.in_flight_by_model(addr);
+    {
+        let mut published = PUBLISHED.lock().unwrap_or_else(|p| p.into_inner());
+        let models = published.entry((p.provider.id.clone(), addr)).or_default();
+        models.retain(|m| {
+            let counted = by_model.iter().any(|(n, _)| n == m);
+            if !counted {
+                let _ = FLEET_MODEL_IN_FLIGHT.remove_label_values(&[labels[0], labels[1], m]);
+            }
+            counted
+        });
+        for (model, n) in &by_model {
+            FLEET_MODEL_IN_FLIGHT
+                .with_label_values(&[labels[0], labels[1], model])
+                .set(*n as i64);
+            models.insert(model.clone());
+        }
+    }
     FLEET_IN_FLIGHT
         .with_label_values(&labels)
         .set(fleet.in_flight(addr) as i64);
@@ -111,7 +136,7 @@ fn publish(p: &ProviderRuntime, addr: std::net::SocketAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{FLEET_IN_FLIGHT, FLEET_RUNNING};
+    use crate::metrics::{FLEET_IN_FLIGHT, FLEET_MODEL_IN_FLIGHT, FLEET_RUNNING};
 
     fn text() -> String {
         String::from_utf8(crate::metrics::render()).unwrap()
@@ -125,11 +150,15 @@ mod tests {
             let e = addr.to_string();
             FLEET_IN_FLIGHT.with_label_values(&["retire-p", &e]).set(1);
             FLEET_RUNNING.with_label_values(&["retire-p", &e]).set(2.0);
+            FLEET_MODEL_IN_FLIGHT
+                .with_label_values(&["retire-p", &e, "retire-m"])
+                .set(1);
         }
-        PUBLISHED
-            .lock()
-            .unwrap()
-            .extend([("retire-p".to_string(), a), ("retire-p".to_string(), b)]);
+        let models: BTreeSet<Arc<str>> = ["retire-m".into()].into();
+        PUBLISHED.lock().unwrap().extend([
+            (("retire-p".to_string(), a), models.clone()),
+            (("retire-p".to_string(), b), models),
+        ]);
         assert!(text().contains("127.0.0.1:64002"));
         // A reload drops b: its series go, a's stay.
         retire(&|p, addr| p != "retire-p" || addr == a);

@@ -35,7 +35,7 @@ pub struct Attempt {
     /// Why this endpoint (fleet routing).
     pub reason: crate::fleet::pick::Reason,
     /// Counts this attempt on its fleet endpoint while it lives (fleets that pick by load).
-    pub in_flight: Option<Arc<crate::fleet::InFlight>>,
+    pub in_flight: Option<Arc<crate::fleet::Attempted>>,
     /// Counts the prompt blocks it sent uncached until its first token (prefix fleets).
     pub prefill: Option<Arc<crate::fleet::InFlight>>,
 }

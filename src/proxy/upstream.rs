@@ -33,7 +33,7 @@ pub fn next_peer(req: &RequestHeader, ctx: &mut RequestCtx) -> Result<Box<HttpPe
             .pick(&[])
             .ok_or_else(|| no_healthy(ctx, &pid))?;
         let p = peer(picked.addr, &picked.endpoint.endpoint, limits);
-        let in_flight = begin(&provider.pool, &provider.provider.id, &picked);
+        let in_flight = begin(&provider.pool, &provider.provider.id, PASSTHROUGH, &picked);
         ctx.current = Some(Attempt {
             candidate: 0,
             addr: picked.addr,
@@ -110,7 +110,12 @@ pub fn next_peer(req: &RequestHeader, ctx: &mut RequestCtx) -> Result<Box<HttpPe
             if let Some(picked) = picked {
                 ctx.tried.push((idx, picked.addr));
                 let p = peer(picked.addr, &picked.endpoint.endpoint, limits);
-                let in_flight = begin(pool, &cand.provider.provider.id, &picked);
+                let in_flight = begin(
+                    pool,
+                    &cand.provider.provider.id,
+                    &cand.upstream_model,
+                    &picked,
+                );
                 let prefill = pool
                     .fleet
                     .begin_prefill(picked.addr, picked.prefill_blocks)
@@ -168,19 +173,24 @@ fn fleet_hint(
     crate::fleet::session_key(header, user)
 }
 
-/// Count the attempt on a load-picking fleet's endpoint, and the pick by its reason.
+/// The model a passthrough request is counted under on a fleet (its body is not read).
+const PASSTHROUGH: &str = "(passthrough)";
+
+/// Count the attempt on a load-picking fleet's endpoint (and for `model` there), and the
+/// pick by its reason.
 fn begin(
     pool: &crate::pool::Pool,
     provider: &str,
+    model: &str,
     picked: &crate::pool::Picked,
-) -> Option<std::sync::Arc<crate::fleet::InFlight>> {
+) -> Option<std::sync::Arc<crate::fleet::Attempted>> {
     if !pool.fleet.by_load() {
         return None;
     }
     crate::metrics::FLEET_PICKS
         .with_label_values(&[provider, picked.reason.as_str()])
         .inc();
-    Some(std::sync::Arc::new(pool.fleet.begin(picked.addr)))
+    Some(std::sync::Arc::new(pool.fleet.begin(picked.addr, model)))
 }
 
 /// No endpoint left: the last upstream's status when there was one, else a refusal when

@@ -470,6 +470,9 @@ def test_least_loaded_spreads_a_burst_by_in_flight_counts(fleet):
             metric(t, "switchyard_fleet_in_flight", provider="fleet", endpoint=r.addr) or 0 for r in reps) == n)
         for r, c in zip(reps, counts):
             assert metric(text, "switchyard_fleet_in_flight", provider="fleet", endpoint=r.addr) == c
+            # The same per model (one model here): published in the same pass, before the total.
+            assert metric(text, "switchyard_fleet_model_in_flight", provider="fleet", endpoint=r.addr,
+                          model=UPSTREAM_MODEL) == c
     finally:
         for r in reps:
             r.release.set()
@@ -711,6 +714,8 @@ def test_reload_keeps_prefixes_and_sessions_while_routing_is_unchanged(fleet):
     reload(g, fleet_config(reps[:2], "prefix_affinity", "{ block_size: 128B }")(g.port, g.dir))
     assert wait_metric(g, "switchyard_fleet_in_flight", lambda v: v is None, timeout=5.0,
                        endpoint=gone) is None, "a removed replica's gauges stayed after the reload"
+    assert metric(scrape(g), "switchyard_fleet_model_in_flight", endpoint=gone) is None, \
+        "a removed replica's per-model gauges stayed after the reload"
     assert metric(scrape(g), "switchyard_fleet_in_flight", endpoint=reps[0].addr) is not None
 
 
