@@ -5,14 +5,14 @@
 //! `anthropic-version` and `anthropic-beta` pass, and a version is set when none came.
 
 use super::{
-    secret_header, set_host_and_length, strip_headers, Adapter, Operation, CLIENT_ONLY_HEADERS,
-    FRAMING, HOP_BY_HOP_HEADERS,
+    secret_header, set_host_and_length, strip_headers, Adapter, Head, Operation,
+    CLIENT_ONLY_HEADERS, FRAMING, HOP_BY_HOP_HEADERS, X_API_KEY,
 };
 use crate::config::Provider;
 use crate::errors::GatewayError;
 use crate::pool::PoolEndpoint;
 use crate::translate::Wire;
-use pingora_http::RequestHeader;
+use http::{HeaderName, HeaderValue};
 
 pub struct Anthropic;
 
@@ -47,17 +47,23 @@ impl Adapter for Anthropic {
         &self,
         provider: &Provider,
         endpoint: &PoolEndpoint,
-        hdr: &mut RequestHeader,
+        hdr: &mut Head,
         body: &[u8],
     ) -> pingora_error::Result<()> {
         strip_headers(hdr, &[CLIENT_ONLY_HEADERS, FRAMING, HOP_BY_HOP_HEADERS]);
         if let Some(key) = &provider.api_key {
-            hdr.insert_header("x-api-key", secret_header(key)?)?;
+            hdr.headers.insert(X_API_KEY, secret_header(key)?);
         }
         if hdr.headers.get("anthropic-version").is_none() {
-            hdr.insert_header("anthropic-version", DEFAULT_VERSION)?;
+            hdr.headers.insert(
+                HeaderName::from_static("anthropic-version"),
+                HeaderValue::from_static(DEFAULT_VERSION),
+            );
         }
-        hdr.insert_header("content-type", "application/json")?;
+        hdr.headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         set_host_and_length(endpoint, hdr, body.len())
     }
 }
@@ -95,14 +101,15 @@ mod tests {
             .is_err());
         for (client_version, want) in [(None, DEFAULT_VERSION), (Some("2099-01-01"), "2099-01-01")]
         {
-            let mut r = RequestHeader::build("POST", b"/v1/messages", None).unwrap();
-            r.append_header("x-api-key", "sk-client").unwrap();
-            r.append_header("authorization", "Bearer sk-client")
-                .unwrap();
-            r.append_header("anthropic-beta", "a-1,b-2").unwrap();
+            let mut h = vec![
+                ("x-api-key", "sk-client"),
+                ("authorization", "Bearer sk-client"),
+                ("anthropic-beta", "a-1,b-2"),
+            ];
             if let Some(v) = client_version {
-                r.append_header("anthropic-version", v).unwrap();
+                h.push(("anthropic-version", v));
             }
+            let mut r = crate::providers::test_head("/v1/messages", &h);
             Anthropic.authorize(&p, &ep, &mut r, b"{}").unwrap();
             assert_eq!(r.headers.get("x-api-key").unwrap(), "sk-ant-up");
             assert!(r.headers.get("authorization").is_none());

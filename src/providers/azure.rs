@@ -7,14 +7,14 @@
 //! no `Authorization` header is sent (contract §11).
 
 use super::{
-    encode_segment, secret_header, set_host_and_length, strip_headers, Adapter, Operation,
+    encode_segment, secret_header, set_host_and_length, strip_headers, Adapter, Head, Operation,
     ANTHROPIC_HEADERS, CLIENT_ONLY_HEADERS, FRAMING, HOP_BY_HOP_HEADERS,
 };
 use crate::config::Provider;
 use crate::errors::GatewayError;
 use crate::pool::PoolEndpoint;
 use crate::translate::Wire;
-use pingora_http::RequestHeader;
+use http::HeaderName;
 
 pub struct Azure;
 
@@ -67,7 +67,7 @@ impl Adapter for Azure {
         &self,
         provider: &Provider,
         endpoint: &PoolEndpoint,
-        hdr: &mut RequestHeader,
+        hdr: &mut Head,
         body: &[u8],
     ) -> pingora_error::Result<()> {
         strip_headers(
@@ -80,7 +80,8 @@ impl Adapter for Azure {
             ],
         );
         if let Some(key) = &provider.api_key {
-            hdr.insert_header("api-key", secret_header(key)?)?;
+            hdr.headers
+                .insert(HeaderName::from_static("api-key"), secret_header(key)?);
         }
         set_host_and_length(endpoint, hdr, body.len())
     }
@@ -131,9 +132,10 @@ mod tests {
             port: 443,
             tls: true,
         });
-        let mut r = RequestHeader::build("POST", b"/v1/chat/completions", None).unwrap();
-        r.append_header("Authorization", "Bearer sk-client")
-            .unwrap();
+        let mut r = crate::providers::test_head(
+            "/v1/chat/completions",
+            &[("Authorization", "Bearer sk-client")],
+        );
         Azure
             .authorize(&azure(None, ""), &ep, &mut r, b"{}")
             .unwrap();

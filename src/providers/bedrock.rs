@@ -6,7 +6,7 @@
 //! `AWS_BEARER_TOKEN_BEDROCK` instead.
 
 use super::{
-    bearer, set_host_and_length, strip_headers, Adapter, Operation, ANTHROPIC_HEADERS,
+    bearer, set_host_and_length, strip_headers, Adapter, Head, Operation, ANTHROPIC_HEADERS,
     CLIENT_ONLY_HEADERS, FRAMING, HOP_BY_HOP_HEADERS,
 };
 use crate::config::Provider;
@@ -15,7 +15,6 @@ use crate::pool::PoolEndpoint;
 use crate::translate::bedrock::path as bedrock_paths;
 use crate::translate::Wire;
 use pingora_error::{Error, ErrorType};
-use pingora_http::RequestHeader;
 
 pub struct Bedrock;
 
@@ -52,7 +51,7 @@ impl Adapter for Bedrock {
         &self,
         provider: &Provider,
         endpoint: &PoolEndpoint,
-        hdr: &mut RequestHeader,
+        hdr: &mut Head,
         body: &[u8],
     ) -> pingora_error::Result<()> {
         strip_headers(
@@ -64,10 +63,15 @@ impl Adapter for Bedrock {
                 ANTHROPIC_HEADERS,
             ],
         );
-        hdr.insert_header("content-type", "application/json")?;
+        hdr.headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
         set_host_and_length(endpoint, hdr, body.len())?;
         if let Some(token) = &provider.api_key {
-            return hdr.insert_header("authorization", bearer(token)?);
+            hdr.headers
+                .insert(http::header::AUTHORIZATION, bearer(token)?);
+            return Ok(());
         }
         let Some(keys) = &provider.aws else {
             return Err(Error::explain(
@@ -85,7 +89,7 @@ fn sign(
     provider: &Provider,
     keys: &crate::config::AwsKeys,
     endpoint: &PoolEndpoint,
-    hdr: &mut RequestHeader,
+    hdr: &mut Head,
     body: &[u8],
 ) -> pingora_error::Result<()> {
     let creds = super::sigv4::AwsCredentials {
@@ -115,7 +119,9 @@ fn sign(
         let mut v = http::HeaderValue::from_str(&value)
             .map_err(|_| Error::explain(ErrorType::InternalError, "SigV4 header"))?;
         v.set_sensitive(sensitive);
-        hdr.insert_header(name, v)?;
+        let name = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Error::explain(ErrorType::InternalError, "SigV4 header name"))?;
+        hdr.headers.insert(name, v);
     }
     Ok(())
 }

@@ -3,14 +3,13 @@
 //! spliced (`proxy::prepare`), anything else translated.
 
 use super::{
-    bearer, set_host_and_length, strip_headers, Adapter, Operation, ANTHROPIC_HEADERS,
+    bearer, set_host_and_length, strip_headers, Adapter, Head, Operation, ANTHROPIC_HEADERS,
     CLIENT_ONLY_HEADERS, FRAMING, HOP_BY_HOP_HEADERS,
 };
 use crate::config::Provider;
 use crate::errors::GatewayError;
 use crate::pool::PoolEndpoint;
 use crate::translate::Wire;
-use pingora_http::RequestHeader;
 
 pub struct OpenAiCompatible;
 
@@ -46,7 +45,7 @@ impl Adapter for OpenAiCompatible {
         &self,
         provider: &Provider,
         endpoint: &PoolEndpoint,
-        hdr: &mut RequestHeader,
+        hdr: &mut Head,
         body: &[u8],
     ) -> pingora_error::Result<()> {
         // Client credentials and routing hints out; `accept-encoding` out too, so answers
@@ -61,7 +60,8 @@ impl Adapter for OpenAiCompatible {
             ],
         );
         if let Some(key) = &provider.api_key {
-            hdr.insert_header("authorization", bearer(key)?)?;
+            hdr.headers
+                .insert(http::header::AUTHORIZATION, bearer(key)?);
         }
         set_host_and_length(endpoint, hdr, body.len())
     }
@@ -87,19 +87,19 @@ mod tests {
             tls: false,
         });
         for key in [None, Some("sk-upstream")] {
-            let mut r = RequestHeader::build("POST", b"/v1/chat/completions", None).unwrap();
-            for (k, v) in [
-                ("Authorization", "Bearer sk-client"),
-                ("X-Provider", "fleet"),
-                ("Accept-Encoding", "gzip, br"),
-                ("Transfer-Encoding", "chunked"),
-                ("Content-Length", "99"),
-                ("Host", "gateway.example"),
-                ("Content-Type", "application/json"),
-                ("Anthropic-Version", "2023-06-01"),
-            ] {
-                r.append_header(k.to_string(), v).unwrap();
-            }
+            let mut r = crate::providers::test_head(
+                "/v1/chat/completions",
+                &[
+                    ("Authorization", "Bearer sk-client"),
+                    ("X-Provider", "fleet"),
+                    ("Accept-Encoding", "gzip, br"),
+                    ("Transfer-Encoding", "chunked"),
+                    ("Content-Length", "99"),
+                    ("Host", "gateway.example"),
+                    ("Content-Type", "application/json"),
+                    ("Anthropic-Version", "2023-06-01"),
+                ],
+            );
             OpenAiCompatible
                 .authorize(&provider(key), &ep, &mut r, &[b'x'; 42])
                 .unwrap();

@@ -1,4 +1,5 @@
-//! The client's response header, edited as plain `http` parts.
+//! The headers the gateway edits (the upstream request's, the client's response's), edited as
+//! plain `http` parts.
 //!
 //! Pingora keeps an upstream response's header names in their original case in a second
 //! map beside the values, and every `insert_header` parses the name again, copies it, clones
@@ -7,11 +8,13 @@
 //! case-insensitive (RFC 9110 §5.1), so the gateway drops the case map once, edits the
 //! `http::HeaderMap` directly with names built at compile time, and hands the header back:
 //! standard names go out in their usual title case, the others in lower case (as HTTP/2
-//! sends every name).
+//! sends every name). The upstream request's header goes the same way in
+//! `upstream_request_filter` (the adapters edit a [`crate::providers::Head`]).
 
 use http::response::Parts;
 use http::{HeaderName, HeaderValue};
 use pingora_error::{ErrorType, OrErr, Result};
+use pingora_http::RequestHeader;
 use pingora_http::ResponseHeader;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -28,6 +31,21 @@ pub fn edit<T>(resp: &mut ResponseHeader, edit: impl FnOnce(&mut Parts) -> T) ->
     parts.headers.reserve(ROOM);
     let out = edit(&mut parts);
     *resp = ResponseHeader::from(parts);
+    out
+}
+
+/// Run `edit` on the upstream request's parts without the case map, with room for the
+/// gateway's headers, and put them back (also when `edit` fails). The request-target is
+/// taken from the URI from then on: every attempt sets it (`set_uri` did the same).
+pub fn edit_request<T>(
+    req: &mut RequestHeader,
+    edit: impl FnOnce(&mut crate::providers::Head) -> T,
+) -> T {
+    let empty = RequestHeader::from(http::Request::new(()).into_parts().0);
+    let mut parts: crate::providers::Head = std::mem::replace(req, empty).into();
+    parts.headers.reserve(ROOM);
+    let out = edit(&mut parts);
+    *req = RequestHeader::from(parts);
     out
 }
 

@@ -4,8 +4,9 @@
 use super::ctx::{Attempt, RequestCtx, RequestKind};
 use crate::config::{Endpoint, Limits};
 use crate::errors::GatewayError;
-use crate::providers::{adapter_for, set_forwarded_for, strip_connection_listed};
+use crate::providers::{adapter_for, set_forwarded_for, strip_connection_listed, Head};
 use bytes::Bytes;
+use http::header;
 use pingora_core::protocols::ALPN;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType, Result};
@@ -236,14 +237,17 @@ pub fn shape_request(
         // An earlier attempt's upstream time is not the gateway's overhead.
         ctx.failed_upstream_time += t.elapsed();
     }
-    strip_connection_listed(req);
-    req.insert_header("x-request-id", ctx.id.as_str())?;
-    shape_for_target(ctx, req)?;
-    // After the adapters' header strip, which removes the client's own claim.
-    set_forwarded_for(req, client)
+    super::head::edit_request(req, |req| {
+        strip_connection_listed(req);
+        req.headers
+            .insert(super::head::X_REQUEST_ID, super::head::value(&ctx.id)?);
+        shape_for_target(ctx, req)?;
+        // After the adapters' header strip, which removes the client's own claim.
+        set_forwarded_for(req, client)
+    })
 }
 
-fn shape_for_target(ctx: &mut RequestCtx, req: &mut RequestHeader) -> Result<()> {
+fn shape_for_target(ctx: &mut RequestCtx, req: &mut Head) -> Result<()> {
     match ctx.kind {
         RequestKind::Passthrough => shape_passthrough(ctx, req),
         RequestKind::Model(_) => {
@@ -266,7 +270,7 @@ fn shape_for_target(ctx: &mut RequestCtx, req: &mut RequestHeader) -> Result<()>
                 .path
                 .parse()
                 .map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
-            req.set_uri(uri);
+            req.uri = uri;
             // Last: SigV4 signs the final path, Host and body.
             adapter.authorize(provider, &attempt.endpoint, req, &prepared.body)
         }
@@ -277,7 +281,7 @@ fn shape_for_target(ctx: &mut RequestCtx, req: &mut RequestHeader) -> Result<()>
     }
 }
 
-fn shape_passthrough(ctx: &mut RequestCtx, req: &mut RequestHeader) -> Result<()> {
+fn shape_passthrough(ctx: &mut RequestCtx, req: &mut Head) -> Result<()> {
     let gw = ctx
         .gateway
         .clone()
@@ -294,10 +298,9 @@ fn shape_passthrough(ctx: &mut RequestCtx, req: &mut RequestHeader) -> Result<()
         .ok_or_else(|| Error::new(ErrorType::InternalError))?
         .endpoint
         .clone();
-    req.set_uri(
-        path.parse()
-            .map_err(|_| Error::explain(ErrorType::HTTPStatus(400), "bad passthrough path"))?,
-    );
+    req.uri = path
+        .parse()
+        .map_err(|_| Error::explain(ErrorType::HTTPStatus(400), "bad passthrough path"))?;
     let adapter = adapter_for(provider.dialect)
         .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(501), "provider dialect not served"))?;
     if provider.api_key.is_none() && provider.aws.is_some() {
@@ -313,14 +316,14 @@ fn shape_passthrough(ctx: &mut RequestCtx, req: &mut RequestHeader) -> Result<()
     }
     // The provider's own credentials in the provider's own header (x-api-key, api-key,
     // Bearer); the client's framing stays, its body streams through unread.
-    let framing: Vec<_> = ["content-length", "transfer-encoding"]
-        .iter()
-        .filter_map(|n| req.headers.get(*n).map(|v| (*n, v.clone())))
+    let framing: Vec<_> = [header::CONTENT_LENGTH, header::TRANSFER_ENCODING]
+        .into_iter()
+        .filter_map(|n| req.headers.get(&n).cloned().map(|v| (n, v)))
         .collect();
     adapter.authorize(provider, &endpoint, req, &[])?;
-    req.remove_header("content-length");
+    req.headers.remove(header::CONTENT_LENGTH);
     for (name, value) in framing {
-        req.insert_header(name, value)?;
+        req.headers.insert(name, value);
     }
     Ok(())
 }
