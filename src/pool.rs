@@ -99,13 +99,15 @@ pub struct Pool {
 }
 
 /// A picked endpoint.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Picked {
     pub addr: SocketAddr,
     pub endpoint: Arc<PoolEndpoint>,
     pub reason: crate::fleet::pick::Reason,
     /// Prompt blocks the endpoint is not known to hold (fleets that match prefixes).
     pub prefill_blocks: u32,
+    /// A fleet that picks by load counted the request on the endpoint when it decided.
+    pub claim: Option<crate::fleet::Claim>,
 }
 
 impl Pool {
@@ -241,6 +243,7 @@ impl Pool {
             endpoint,
             reason: crate::fleet::pick::Reason::RoundRobin,
             prefill_blocks: 0,
+            claim: None,
         })
     }
 
@@ -269,13 +272,14 @@ impl Pool {
                 })
                 .collect()
         };
-        let (addr, reason, prefill_blocks) = self.fleet.choose_for(&eligible, hint)?;
-        let endpoint = self.endpoint_for(addr)?;
+        let choice = self.fleet.choose_for(&eligible, hint)?;
+        let endpoint = self.endpoint_for(choice.addr)?;
         Some(Picked {
-            addr,
+            addr: choice.addr,
             endpoint,
-            reason,
-            prefill_blocks,
+            reason: choice.reason,
+            prefill_blocks: choice.unmatched,
+            claim: Some(choice.claim),
         })
     }
 

@@ -94,6 +94,11 @@ pub struct Fleet {
     started: Instant,
     /// Picks so far (the sequence `EndpointState::last_pick` is read against).
     picks: AtomicU64,
+    /// Held from reading the loads to counting the pick: two requests decided at once (one
+    /// per worker thread) would otherwise both see the same endpoint least loaded, or picked
+    /// longest ago, and both go there (two arrivals in the same millisecond on one replica
+    /// while others idled, on the simulator).
+    deciding: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -110,6 +115,29 @@ pub type InFlight = pingora_limits::inflight::Guard;
 pub struct Attempted {
     _endpoint: InFlight,
     _model: InFlight,
+}
+
+/// A pick's count on its endpoint, taken inside the decision (see `Fleet::deciding`); an
+/// attempt keeps it ([`Fleet::attempt`]).
+pub struct Claim(InFlight);
+
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Claim")
+    }
+}
+
+/// What [`Fleet::choose_for`] decided.
+#[derive(Debug)]
+pub struct Choice {
+    pub addr: SocketAddr,
+    pub reason: Reason,
+    /// The prompt's blocks the endpoint does not hold yet (the prefill it is sent; 0 when
+    /// nothing is matched by prefix): counted with [`Fleet::begin_prefill`] until the first
+    /// token.
+    pub unmatched: u32,
+    /// The request counted on `addr` already.
+    pub claim: Claim,
 }
 
 impl std::fmt::Debug for Attempted {
@@ -138,6 +166,7 @@ impl Fleet {
             sessions: Mutex::new(Sessions::default()),
             started: Instant::now(),
             picks: AtomicU64::new(0),
+            deciding: Mutex::new(()),
         }
     }
 
@@ -188,9 +217,14 @@ impl Fleet {
 
     /// Count a request for `model` on `addr` until the guard is dropped.
     pub fn begin(&self, addr: SocketAddr, model: &str) -> Attempted {
+        self.attempt(Claim(self.inflight.incr(addr, 1).0), addr, model)
+    }
+
+    /// The attempt of a pick already counted on `addr` (its `claim`), for `model`.
+    pub fn attempt(&self, claim: Claim, addr: SocketAddr, model: &str) -> Attempted {
         let m = self.model_slot(model);
         Attempted {
-            _endpoint: self.inflight.incr(addr, 1).0,
+            _endpoint: claim.0,
             _model: self.by_model.incr((addr, m), 1).0,
         }
     }
@@ -303,21 +337,16 @@ impl Fleet {
     /// Choose among `eligible` (healthy, not tried, not ejected; not empty) for a request,
     /// and remember the choice (its prefix blocks, its session).
     pub fn choose(&self, eligible: &[SocketAddr], hint: &Hint) -> Option<(SocketAddr, Reason)> {
-        self.choose_for(eligible, hint)
-            .map(|(addr, reason, _)| (addr, reason))
+        self.choose_for(eligible, hint).map(|c| (c.addr, c.reason))
     }
 
-    /// [`Fleet::choose`], also saying how many of the prompt's blocks the chosen endpoint
-    /// does not hold yet (the prefill it is sent; 0 when nothing is matched by prefix): the
-    /// caller counts them with [`Fleet::begin_prefill`] until the first token.
-    pub fn choose_for(
-        &self,
-        eligible: &[SocketAddr],
-        hint: &Hint,
-    ) -> Option<(SocketAddr, Reason, u32)> {
+    /// [`Fleet::choose`], with the request counted on the endpoint (it counts until the
+    /// claim is dropped) and the prefill it is sent.
+    pub fn choose_for(&self, eligible: &[SocketAddr], hint: &Hint) -> Option<Choice> {
         if eligible.is_empty() {
             return None;
         }
+        let _deciding = self.deciding.lock().unwrap_or_else(|p| p.into_inner());
         let states: Vec<Arc<EndpointState>> = eligible.iter().map(|a| self.endpoint(*a)).collect();
         let mut cands: Vec<Candidate> = eligible
             .iter()
@@ -388,7 +417,12 @@ impl Fleet {
         } else {
             0
         };
-        Some((eligible[i], reason, unmatched))
+        Some(Choice {
+            addr: eligible[i],
+            reason,
+            unmatched,
+            claim: Claim(self.inflight.incr(eligible[i], 1).0),
+        })
     }
 
     fn pin(&self, key: u64, id: EndpointId) {
@@ -474,7 +508,12 @@ mod tests {
         let eps = [addr(21), addr(22)];
         // A 16 KiB prompt nobody holds: all 64 blocks are prefill, 4 loads' worth.
         let long = prefix::chain(&[&[b'p'; 16 * 1024]], 256);
-        let (first, reason, blocks) = f.choose_for(&eps, &prompt(&long)).unwrap();
+        let Choice {
+            addr: first,
+            reason,
+            unmatched: blocks,
+            ..
+        } = f.choose_for(&eps, &prompt(&long)).unwrap(); // its claim dropped at once
         assert_eq!((reason, blocks), (Reason::LeastLoaded, 64));
         let prefilling = f.begin_prefill(first, blocks);
         let other = if first == eps[0] { eps[1] } else { eps[0] };
@@ -482,7 +521,12 @@ mod tests {
         assert_eq!(f.load(other), 0.0);
         // The same prompt again while the first is still prefilling: its holder is 4 loads
         // up, within the threshold of 4, so it is still the holder (no prefill to count).
-        let (again, reason, blocks) = f.choose_for(&eps, &prompt(&long)).unwrap();
+        let Choice {
+            addr: again,
+            reason,
+            unmatched: blocks,
+            ..
+        } = f.choose_for(&eps, &prompt(&long)).unwrap(); // its claim dropped at once
         assert_eq!((again, reason, blocks), (first, Reason::PrefixHit, 0));
         assert!(f.begin_prefill(first, 0).is_none());
         // An unrelated prompt goes to the other endpoint, though both have nothing in flight.
@@ -492,6 +536,28 @@ mod tests {
         // First token: the prefill no longer counts.
         drop(prefilling);
         assert_eq!(f.load(first), 0.0);
+    }
+
+    #[test]
+    fn a_pick_counts_on_its_endpoint_when_decided() {
+        // Two decisions before either attempt starts (two worker threads at once): the
+        // second sees the first's request, not the loads from before it.
+        let f = fleet(Balance::LeastLoaded);
+        let (a, b) = (addr(81), addr(82));
+        let _half = f.begin_prefill(b, 8); // 8 blocks x 256 B = half a load unit
+        let first = f.choose_for(&[a, b], &Hint::default()).unwrap();
+        assert_eq!(first.addr, a);
+        let second = f.choose_for(&[a, b], &Hint::default()).unwrap();
+        assert_eq!(
+            second.addr, b,
+            "both went to the endpoint least loaded before either"
+        );
+        // The claim is the attempt's count: kept, not counted twice.
+        let attempt = f.attempt(first.claim, a, "m");
+        assert_eq!(f.in_flight(a), 1.0);
+        drop(attempt);
+        drop(second);
+        assert_eq!((f.in_flight(a), f.in_flight(b)), (0.0, 0.0));
     }
 
     #[test]

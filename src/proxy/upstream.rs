@@ -29,12 +29,17 @@ pub fn next_peer(req: &RequestHeader, ctx: &mut RequestCtx) -> Result<Box<HttpPe
             .providers
             .get(&pid)
             .ok_or_else(|| Error::new(ErrorType::InternalError))?;
-        let picked = provider
+        let mut picked = provider
             .pool
             .pick(&[])
             .ok_or_else(|| no_healthy(ctx, &pid))?;
         let p = peer(picked.addr, &picked.endpoint.endpoint, limits);
-        let in_flight = begin(&provider.pool, &provider.provider.id, PASSTHROUGH, &picked);
+        let in_flight = begin(
+            &provider.pool,
+            &provider.provider.id,
+            PASSTHROUGH,
+            &mut picked,
+        );
         ctx.current = Some(Attempt {
             candidate: 0,
             addr: picked.addr,
@@ -108,14 +113,14 @@ pub fn next_peer(req: &RequestHeader, ctx: &mut RequestCtx) -> Result<Box<HttpPe
             } else {
                 pool.pick_with(&avoid, allow_ejected)
             };
-            if let Some(picked) = picked {
+            if let Some(mut picked) = picked {
                 ctx.tried.push((idx, picked.addr));
                 let p = peer(picked.addr, &picked.endpoint.endpoint, limits);
                 let in_flight = begin(
                     pool,
                     &cand.provider.provider.id,
                     &cand.upstream_model,
-                    &picked,
+                    &mut picked,
                 );
                 let prefill = pool
                     .fleet
@@ -183,7 +188,7 @@ fn begin(
     pool: &crate::pool::Pool,
     provider: &str,
     model: &str,
-    picked: &crate::pool::Picked,
+    picked: &mut crate::pool::Picked,
 ) -> Option<std::sync::Arc<crate::fleet::Attempted>> {
     if !pool.fleet.by_load() {
         return None;
@@ -191,7 +196,11 @@ fn begin(
     crate::metrics::FLEET_PICKS
         .with_label_values(&[provider, picked.reason.as_str()])
         .inc();
-    Some(std::sync::Arc::new(pool.fleet.begin(picked.addr, model)))
+    let attempted = match picked.claim.take() {
+        Some(claim) => pool.fleet.attempt(claim, picked.addr, model),
+        None => pool.fleet.begin(picked.addr, model),
+    };
+    Some(std::sync::Arc::new(attempted))
 }
 
 /// No endpoint left: the last upstream's status when there was one, else a refusal when
