@@ -33,10 +33,9 @@ const SESSIONS_MAX: usize = 65_536;
 const ENDPOINTS_MAX: usize = 4_096;
 /// Model names counted apart per fleet at most. A route such as `fleet/<any name>` lets a
 /// client choose the name sent upstream; past this many, the rest count together as
-/// [`OTHER_MODELS`] (the endpoint's total is exact either way).
+/// [`crate::metrics::OTHER_MODEL`] (the endpoint's total is exact either way). Names are kept
+/// as their label values ([`crate::metrics::label_value`]: clipped, no control characters).
 const MODELS_MAX: usize = 64;
-/// The model label of requests past [`MODELS_MAX`] distinct names.
-pub const OTHER_MODELS: &str = "(other)";
 
 /// One endpoint's scraped signals (f64 bits in atomics: written by the scraper, read by picks).
 #[derive(Debug, Default)]
@@ -117,6 +116,12 @@ pub struct Attempted {
     _model: InFlight,
 }
 
+impl std::fmt::Debug for Attempted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Attempted")
+    }
+}
+
 /// A pick's count on its endpoint, taken inside the decision (see `Fleet::deciding`); an
 /// attempt keeps it ([`Fleet::attempt`]).
 pub struct Claim(InFlight);
@@ -138,12 +143,6 @@ pub struct Choice {
     pub unmatched: u32,
     /// The request counted on `addr` already.
     pub claim: Claim,
-}
-
-impl std::fmt::Debug for Attempted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Attempted")
-    }
 }
 
 /// Prompt bytes of pending prefill that weigh as much as one more request in flight. A
@@ -232,7 +231,8 @@ impl Fleet {
     /// `model`'s place in `models`, added on first sight while there is room; `MODELS_MAX`
     /// for every name past the bound.
     fn model_slot(&self, model: &str) -> usize {
-        let find = |v: &Vec<Arc<str>>| v.iter().position(|m| &**m == model);
+        let model = crate::metrics::label_value(model);
+        let find = |v: &Vec<Arc<str>>| v.iter().position(|m| **m == *model);
         if let Some(i) = self.models.read().ok().as_deref().and_then(find) {
             return i;
         }
@@ -242,7 +242,7 @@ impl Fleet {
         match find(&v) {
             Some(i) => i,
             None if v.len() < MODELS_MAX => {
-                v.push(model.into());
+                v.push(Arc::from(&*model));
                 v.len() - 1
             }
             None => MODELS_MAX,
@@ -250,7 +250,7 @@ impl Fleet {
     }
 
     /// This gateway's requests in flight on `addr` per model (names past the bound under
-    /// [`OTHER_MODELS`]), for the gauges.
+    /// [`crate::metrics::OTHER_MODEL`]), for the gauges.
     pub fn in_flight_by_model(&self, addr: SocketAddr) -> Vec<(Arc<str>, f64)> {
         let models = self.models.read().map(|v| v.clone()).unwrap_or_default();
         let count = |i: usize| self.by_model.incr((addr, i), 0).1.max(0) as f64;
@@ -260,7 +260,7 @@ impl Fleet {
             .map(|(i, m)| (m, count(i)))
             .collect();
         if out.len() == MODELS_MAX {
-            out.push((OTHER_MODELS.into(), count(MODELS_MAX)));
+            out.push((crate::metrics::OTHER_MODEL.into(), count(MODELS_MAX)));
         }
         out
     }
@@ -360,6 +360,7 @@ impl Fleet {
         let prefix = self.balance == Balance::PrefixAffinity && !hint.chain.is_empty();
         let ids: Vec<EndpointId> = states.iter().map(|s| s.id).collect();
         let mut popularity = 0;
+        let mut hot = false;
         if prefix {
             let mut matched = vec![0usize; ids.len()];
             if let Ok(mut ix) = self.index.lock() {
@@ -370,11 +371,11 @@ impl Fleet {
                     self.picks.load(Ordering::Relaxed),
                 );
             }
+            hot = popularity >= pick::HOT_PREFIX_HITS;
             // What the request itself would make each endpoint prefill counts with its load:
             // a conversation's holder is compared with the others as they would be with this
             // request on them. Not for a hot prefix: its one miss on a new holder is paid back
             // by the many requests after it (`pick::spill_threshold`).
-            let hot = popularity >= pick::HOT_PREFIX_HITS;
             let per_block = self.routing.block_size as f64 / PREFILL_BYTES_PER_LOAD;
             for (c, m) in cands.iter_mut().zip(matched) {
                 c.matched = m;
@@ -399,7 +400,7 @@ impl Fleet {
         let (i, reason) = pick::decide(
             &cands,
             pick::spill_threshold(f64::from(self.routing.spill_threshold), popularity),
-            popularity >= pick::HOT_PREFIX_HITS,
+            hot,
             fastrand::u64(..),
         )?;
         let seq = self.picks.fetch_add(1, Ordering::Relaxed) + 1;
@@ -581,13 +582,32 @@ mod tests {
         assert_eq!(counts(b), [("m1".into(), 0.0), ("m2".into(), 1.0)]);
         drop(g);
         assert_eq!(counts(a), [("m1".into(), 0.0), ("m2".into(), 0.0)]);
+        // A name is kept as its label value: clipped, control characters replaced (a CR
+        // would corrupt a scrape; a name of megabytes would be held and printed as it is).
+        let long = format!("evil\r{}", "x".repeat(10_000));
+        let g = f.begin(b, &long);
+        let (name, n) = counts(b).pop().unwrap();
+        assert_eq!(n, 1.0);
+        assert!(name.starts_with("evil?x"), "{name}");
+        assert!(name.len() <= crate::metrics::LABEL_MAX + '…'.len_utf8());
+        let again = f.begin(b, &long);
+        assert_eq!(
+            counts(b).pop().unwrap(),
+            (name, 2.0),
+            "the same name, the same slot"
+        );
+        drop((g, again));
         // Names a client can choose are bounded: past MODELS_MAX they count together.
         let many: Vec<_> = (0..MODELS_MAX + 10)
             .map(|i| f.begin(a, &format!("x{i}")))
             .collect();
         let c = counts(a);
         assert_eq!(c.len(), MODELS_MAX + 1);
-        assert_eq!(c.last().unwrap(), &(OTHER_MODELS.to_string(), 12.0));
+        assert_eq!(
+            c.last().unwrap(),
+            &(crate::metrics::OTHER_MODEL.to_string(), 13.0),
+            "3 names before these: 61 of them fit, 13 do not"
+        );
         assert_eq!(f.in_flight(a), (MODELS_MAX + 10) as f64);
         drop(many);
     }
