@@ -1,6 +1,7 @@
 //! One fleet routing decision (issue 10): hash a 16 KiB prompt into its block chain, match it
-//! against the prefix index, score the endpoints, pick, record. 8 and 64 endpoints, an index
-//! already full of other conversations' blocks.
+//! against the prefix index and the prefills still pending, score the endpoints, pick, record.
+//! 8 and 64 endpoints, an index already full of other conversations' blocks, 32 prefills
+//! pending on every endpoint.
 //! `cargo bench --bench fleet_pick` — criterion's mean, then a p99 over 20,000 timed
 //! decisions (the issue's bound: p99 under 50 µs).
 
@@ -8,11 +9,13 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::net::SocketAddr;
 use std::time::Instant;
 use switchyard::config::{Balance, Routing};
-use switchyard::fleet::{prefix, Fleet, Hint};
+use switchyard::fleet::{prefix, Fleet, Hint, Prefilling};
 
 const PROMPT: usize = 16 << 10;
 
-fn setup(endpoints: usize) -> (Fleet, Vec<SocketAddr>, Vec<Vec<u8>>) {
+type Setup = (Fleet, Vec<SocketAddr>, Vec<Vec<u8>>, Vec<Prefilling>);
+
+fn setup(endpoints: usize) -> Setup {
     let fleet = Fleet::new(Balance::PrefixAffinity, &Routing::default());
     let eps: Vec<SocketAddr> = (0..endpoints)
         .map(|i| SocketAddr::from(([10, 0, (i / 250) as u8, (i % 250) as u8 + 1], 8000)))
@@ -36,7 +39,19 @@ fn setup(endpoints: usize) -> (Fleet, Vec<SocketAddr>, Vec<Vec<u8>>) {
             },
         );
     }
-    (fleet, eps, prompts)
+    // Each endpoint computing the second half of 32 of those prompts (its first token not
+    // back yet): every candidate's match is checked against them.
+    let mut pending = Vec::new();
+    for (k, ep) in eps.iter().enumerate() {
+        for j in 0..32 {
+            let chain = prefix::chain(
+                &[&prompts[(k + j) % prompts.len()]],
+                fleet.routing.block_size,
+            );
+            pending.extend(fleet.begin_prefill(*ep, &chain, (chain.len() / 2) as u32));
+        }
+    }
+    (fleet, eps, prompts, pending)
 }
 
 fn decide(
@@ -57,7 +72,7 @@ fn decide(
 fn pick(c: &mut Criterion) {
     let mut g = c.benchmark_group("fleet_pick_16KiB");
     for n in [8, 64] {
-        let (fleet, eps, prompts) = setup(n);
+        let (fleet, eps, prompts, _pending) = setup(n);
         let mut i = 0usize;
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| {

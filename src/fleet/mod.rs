@@ -14,6 +14,7 @@
 
 pub mod index;
 pub mod pick;
+pub mod prefill;
 pub mod prefix;
 pub mod scrape;
 pub mod vllm_metrics;
@@ -86,7 +87,7 @@ pub struct Fleet {
     /// Model names as sent upstream, in order of first sight (at most `MODELS_MAX`).
     models: RwLock<Vec<Arc<str>>>,
     /// Prompt blocks sent to each endpoint that it had not cached, until their first token.
-    prefill: pingora_limits::inflight::Inflight,
+    prefills: prefill::Prefills,
     endpoints: RwLock<HashMap<SocketAddr, Arc<EndpointState>>>,
     index: Mutex<PrefixIndex>,
     sessions: Mutex<Sessions>,
@@ -106,8 +107,10 @@ struct Sessions {
     order: VecDeque<u64>,
 }
 
-/// Counts prompt blocks on an endpoint while it lives (dropped at the first token).
+/// Counts a request on an endpoint while it lives.
 pub type InFlight = pingora_limits::inflight::Guard;
+
+pub use prefill::Prefilling;
 
 /// Counts a request on an endpoint, and on (endpoint, model), while it lives (dropped when
 /// the attempt ends).
@@ -159,7 +162,7 @@ impl Fleet {
             inflight: pingora_limits::inflight::Inflight::new(),
             by_model: pingora_limits::inflight::Inflight::new(),
             models: RwLock::new(Vec::new()),
-            prefill: pingora_limits::inflight::Inflight::new(),
+            prefills: prefill::Prefills::default(),
             endpoints: RwLock::new(HashMap::new()),
             index: Mutex::new(PrefixIndex::new(routing.index_size)),
             sessions: Mutex::new(Sessions::default()),
@@ -265,15 +268,22 @@ impl Fleet {
         out
     }
 
-    /// Count `blocks` of prompt the endpoint must prefill (not cached there, as far as the
-    /// index knows) until the guard is dropped, at the request's first token.
-    pub fn begin_prefill(&self, addr: SocketAddr, blocks: u32) -> Option<InFlight> {
-        (blocks > 0).then(|| self.prefill.incr(addr, blocks as isize).0)
+    /// The last `unmatched` blocks of `chain` are what `addr` must prefill (not cached there,
+    /// as far as the index knows): they weigh on its load, and do not count as held there,
+    /// until the guard is dropped at the request's first token.
+    pub fn begin_prefill(
+        &self,
+        addr: SocketAddr,
+        chain: &[u64],
+        unmatched: u32,
+    ) -> Option<Prefilling> {
+        let from = chain.len().checked_sub(unmatched as usize)?;
+        self.prefills.begin(addr, chain, from)
     }
 
     /// Load units of the prefill pending on `addr` (see [`PREFILL_BYTES_PER_LOAD`]).
     fn prefill_load(&self, addr: SocketAddr) -> f64 {
-        let blocks = self.prefill.incr(addr, 0).1.max(0) as f64;
+        let blocks = self.prefills.blocks(addr) as f64;
         blocks * self.routing.block_size as f64 / PREFILL_BYTES_PER_LOAD
     }
 
@@ -376,11 +386,14 @@ impl Fleet {
             // a conversation's holder is compared with the others as they would be with this
             // request on them. Not for a hot prefix: its one miss on a new holder is paid back
             // by the many requests after it (`pick::spill_threshold`).
+            // Blocks an endpoint was sent but is still computing are not there yet (`prefill`):
+            // a request for them now would compute them again, behind the first.
+            self.prefills.computed(eligible, hint.chain, &mut matched);
             let per_block = self.routing.block_size as f64 / PREFILL_BYTES_PER_LOAD;
             for (c, m) in cands.iter_mut().zip(matched) {
                 c.matched = m;
                 if !hot {
-                    c.load += hint.chain.len().saturating_sub(m) as f64 * per_block;
+                    c.load += hint.chain.len().saturating_sub(c.matched) as f64 * per_block;
                 }
             }
         }
@@ -516,27 +529,54 @@ mod tests {
             ..
         } = f.choose_for(&eps, &prompt(&long)).unwrap(); // its claim dropped at once
         assert_eq!((reason, blocks), (Reason::LeastLoaded, 64));
-        let prefilling = f.begin_prefill(first, blocks);
+        let prefilling = f.begin_prefill(first, &long, blocks);
         let other = if first == eps[0] { eps[1] } else { eps[0] };
         assert_eq!(f.load(first), 4.0);
         assert_eq!(f.load(other), 0.0);
-        // The same prompt again while the first is still prefilling: its holder is 4 loads
-        // up, within the threshold of 4, so it is still the holder (no prefill to count).
-        let Choice {
-            addr: again,
-            reason,
-            unmatched: blocks,
-            ..
-        } = f.choose_for(&eps, &prompt(&long)).unwrap(); // its claim dropped at once
-        assert_eq!((again, reason, blocks), (first, Reason::PrefixHit, 0));
-        assert!(f.begin_prefill(first, 0).is_none());
         // An unrelated prompt goes to the other endpoint, though both have nothing in flight.
         let short = prefix::chain(&[&[b'q'; 512]], 256);
         let (next, _) = f.choose(&eps, &prompt(&short)).unwrap();
         assert_eq!(next, other);
-        // First token: the prefill no longer counts.
+        // The same prompt again while the first is still prefilling: its holder has not
+        // computed it yet (this request would compute it again there, behind the first), so
+        // it goes where nothing is pending, prefilling all of it.
+        let second = f.choose_for(&eps, &prompt(&long)).unwrap();
+        assert_eq!(
+            (second.addr, second.reason, second.unmatched),
+            (other, Reason::LeastLoaded, 64)
+        );
+        drop(second);
+        // First token: the prefill no longer counts, and the holder has the prompt.
         drop(prefilling);
         assert_eq!(f.load(first), 0.0);
+        let third = f.choose_for(&eps, &prompt(&long)).unwrap();
+        assert_eq!(third.reason, Reason::PrefixHit);
+        assert_eq!(third.unmatched, 0);
+        assert!(f.begin_prefill(third.addr, &long, 0).is_none());
+    }
+
+    #[test]
+    fn a_holder_still_computing_a_prefix_has_only_what_it_computed() {
+        let f = fleet(Balance::PrefixAffinity);
+        let eps = [addr(23), addr(24)];
+        // 8 KiB of shared system prompt, held (computed) by the first endpoint.
+        let system = [b's'; 8 * 1024];
+        let held = prefix::chain(&[&system], 256);
+        let first = f.choose_for(&eps, &prompt(&held)).unwrap();
+        let holder = first.addr;
+        drop(first);
+        // The conversation grows by 8 KiB there; that part is being computed.
+        let turn = [&system[..], &[b't'; 8 * 1024]];
+        let longer = prefix::chain(&turn, 256);
+        let pick = f.choose_for(&eps, &prompt(&longer)).unwrap();
+        assert_eq!((pick.addr, pick.unmatched), (holder, 32));
+        let _computing = f.begin_prefill(holder, &longer, pick.unmatched);
+        drop(pick);
+        // The same turn again: only the system prompt counts as held there, so it is sent
+        // the 32 blocks still being computed (they would be sent as held otherwise).
+        let again = f.choose_for(&eps, &prompt(&longer)).unwrap();
+        assert_eq!((again.addr, again.unmatched), (holder, 32));
+        assert_eq!(again.reason, Reason::PrefixHit);
     }
 
     #[test]
@@ -545,7 +585,8 @@ mod tests {
         // second sees the first's request, not the loads from before it.
         let f = fleet(Balance::LeastLoaded);
         let (a, b) = (addr(81), addr(82));
-        let _half = f.begin_prefill(b, 8); // 8 blocks x 256 B = half a load unit
+        let eight = [1, 2, 3, 4, 5, 6, 7, 8];
+        let _half = f.begin_prefill(b, &eight, 8); // 8 blocks x 256 B = half a load unit
         let first = f.choose_for(&[a, b], &Hint::default()).unwrap();
         assert_eq!(first.addr, a);
         let second = f.choose_for(&[a, b], &Hint::default()).unwrap();

@@ -37,7 +37,7 @@ pub struct Attempt {
     /// Counts this attempt on its fleet endpoint while it lives (fleets that pick by load).
     pub in_flight: Option<Arc<crate::fleet::Attempted>>,
     /// Counts the prompt blocks it sent uncached until its first token (prefix fleets).
-    pub prefill: Option<Arc<crate::fleet::InFlight>>,
+    pub prefill: Option<Arc<crate::fleet::Prefilling>>,
 }
 
 /// How this attempt's response body is read on its way back (set per attempt in

@@ -124,7 +124,11 @@ pub fn next_peer(req: &RequestHeader, ctx: &mut RequestCtx) -> Result<Box<HttpPe
                 );
                 let prefill = pool
                     .fleet
-                    .begin_prefill(picked.addr, picked.prefill_blocks)
+                    .begin_prefill(
+                        picked.addr,
+                        ctx.prefix_chain.as_deref().unwrap_or_default(),
+                        picked.prefill_blocks,
+                    )
                     .map(std::sync::Arc::new);
                 ctx.current = Some(Attempt {
                     candidate: idx,
