@@ -318,6 +318,11 @@ impl Fleet {
     /// The signals with the foreign load, when fresh.
     fn fresh(&self, addr: SocketAddr) -> Option<([f64; 5], f64)> {
         let e = self.endpoints.read().ok()?.get(&addr)?.clone();
+        self.fresh_of(&e)
+    }
+
+    /// [`Fleet::fresh`] of an endpoint's state already at hand.
+    fn fresh_of(&self, e: &EndpointState) -> Option<([f64; 5], f64)> {
         let s = &e.signals;
         let at = s.fresh_at.load(Ordering::Relaxed);
         let stale = self.routing.scrape_interval.as_millis() as u64 * 4;
@@ -337,8 +342,14 @@ impl Fleet {
 
     /// The load score of `addr` (see `pick`).
     pub fn load(&self, addr: SocketAddr) -> f64 {
+        self.load_with(addr, self.fresh(addr))
+    }
+
+    /// The load score of `addr` from its fresh signals (the pick has each endpoint's state at
+    /// hand: one table lookup each, not two).
+    fn load_with(&self, addr: SocketAddr, fresh: Option<([f64; 5], f64)>) -> f64 {
         let local = self.in_flight(addr) + self.prefill_load(addr);
-        match self.fresh(addr) {
+        match fresh {
             Some(([_, waiting, kv, ..], foreign)) => pick::load(local, foreign, waiting, kv),
             None => pick::load(local, 0.0, 0.0, 0.0),
         }
@@ -362,7 +373,7 @@ impl Fleet {
             .iter()
             .zip(&states)
             .map(|(a, st)| Candidate {
-                load: self.load(*a),
+                load: self.load_with(*a, self.fresh_of(st)),
                 last_pick: st.last_pick.load(Ordering::Relaxed),
                 ..Default::default()
             })
@@ -382,13 +393,13 @@ impl Fleet {
                 );
             }
             hot = popularity >= pick::HOT_PREFIX_HITS;
+            // Blocks an endpoint was sent but is still computing are not there yet (`prefill`):
+            // a request for them now would compute them again, behind the first.
+            self.prefills.computed(eligible, hint.chain, &mut matched);
             // What the request itself would make each endpoint prefill counts with its load:
             // a conversation's holder is compared with the others as they would be with this
             // request on them. Not for a hot prefix: its one miss on a new holder is paid back
             // by the many requests after it (`pick::spill_threshold`).
-            // Blocks an endpoint was sent but is still computing are not there yet (`prefill`):
-            // a request for them now would compute them again, behind the first.
-            self.prefills.computed(eligible, hint.chain, &mut matched);
             let per_block = self.routing.block_size as f64 / PREFILL_BYTES_PER_LOAD;
             for (c, m) in cands.iter_mut().zip(matched) {
                 c.matched = m;
